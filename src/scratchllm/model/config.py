@@ -1,0 +1,76 @@
+"""The model's shape, as one dataclass. GPT-2 and Llama are two settings of the same fields.
+
+>>> cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, block_size=32)
+>>> cfg.head_dim, cfg.kv_heads, cfg.hidden_dim
+(16, 4, 256)
+>>> llama = ModelConfig(norm="rmsnorm", position="rope", mlp="swiglu", n_head=8, n_kv_head=2,
+...                     n_embd=512, bias=False, tie_embeddings=False)
+>>> llama.kv_heads, llama.hidden_dim
+(2, 1536)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from scratchllm.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 50304      # rows of the embedding table (may exceed the tokenizer's vocab: padding for speed)
+    block_size: int = 1024       # longest context the model is built for
+    n_layer: int = 12
+    n_head: int = 12
+    n_kv_head: int | None = None  # None = n_head (MHA); 1 = MQA; between = GQA
+    n_embd: int = 768
+    mlp_hidden: int | None = None  # None = 4*n_embd (gelu/relu2) or 8/3*n_embd rounded up to mlp_multiple_of (swiglu)
+    mlp_multiple_of: int = 256
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-5
+    position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
+    rope_theta: float = 10000.0
+    rope_scaling: dict | None = None  # e.g. Llama 3: {"type": "llama3", "factor": 8.0, ...}
+    mlp: Literal["gelu", "swiglu", "relu2"] = "gelu"
+    qk_norm: bool = False
+    bias: bool = True            # biases in linear layers and LayerNorm
+    qkv_bias: bool | None = None  # None = follow `bias`; Qwen2 has q/k/v biases but no others
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    init_std: float = 0.02       # GPT-2 init; output projections are scaled by 1/sqrt(2*n_layer)
+    logit_softcap: float | None = None  # tanh soft-capping of the final logits (Gemma 2 / modded-nanogpt)
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def hidden_dim(self) -> int:
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        if self.mlp == "swiglu":
+            # SwiGLU has three matrices; 2/3 of 4*d keeps the parameter count of a 4*d GELU MLP.
+            hidden = int(8 * self.n_embd / 3)
+            m = self.mlp_multiple_of
+            return m * ((hidden + m - 1) // m)
+        return 4 * self.n_embd
+
+    @property
+    def use_qkv_bias(self) -> bool:
+        return self.bias if self.qkv_bias is None else self.qkv_bias
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise UserError(f"model.n_embd={self.n_embd} is not divisible by model.n_head={self.n_head}; change one of them")
+        if self.n_head % self.kv_heads:
+            raise UserError(f"model.n_head={self.n_head} is not divisible by model.n_kv_head={self.kv_heads}; pick a divisor")
+        if self.position == "rope" and self.head_dim % 2:
+            raise UserError(f"RoPE needs an even head dimension, got {self.head_dim}; change model.n_embd or model.n_head")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
