@@ -19,7 +19,6 @@ and type so a typo is a one-line error instead of a silently ignored setting.
 (4, 0.1, 'big')
 """
 
-from __future__ import annotations
 
 import dataclasses
 import difflib
