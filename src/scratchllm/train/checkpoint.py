@@ -1,0 +1,278 @@
+"""Checkpoints and run directories: save atomically, load back exactly, refuse anything corrupt.
+
+A run directory looks like this:
+
+    runs/NAME/
+      config.toml                 the resolved RunConfig ([model], [train], [data])
+      tokenizer.json
+      metrics.jsonl
+      checkpoints/step-000500/    model.safetensors, optimizer.pt, state.json
+
+A step directory is built under a hidden temporary name and renamed into place only when
+every file in it is written and synced, so a crash mid-save leaves at most a hidden
+`.step-*.tmp` directory that nothing reads. `state.json` records each file's size and
+SHA-256: a checkpoint whose bytes changed afterwards (a truncated copy, a bad disk) is
+refused with one clear sentence instead of loading garbage.
+
+>>> import tempfile, torch
+>>> run = tempfile.mkdtemp()
+>>> net = torch.nn.Linear(3, 2)
+>>> _ = save_checkpoint(run, 7, net, state={"loader": {"pos": 1}})
+>>> ckpt = find_checkpoint(run)
+>>> ckpt.step, ckpt.state["loader"]
+(7, {'pos': 1})
+>>> load_weights(torch.nn.Linear(3, 2), ckpt).weight.equal(net.weight)
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+from scratchllm.errors import UserError
+from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+
+FORMAT_VERSION = 1
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under torch.compile and DDP wrappers (whose parameter names carry prefixes)."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def step_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def list_steps(run_dir: str | Path) -> list[int]:
+    """Steps of the complete checkpoints of a run, oldest first (hidden temporaries never count)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    steps = [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return sorted(steps)
+
+
+# --- random number generator states (python, numpy, torch, cuda) as JSON ---------------------
+
+def _tensor_b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.numpy().tobytes()).decode("ascii")
+
+
+def _b64_tensor(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG's state, JSON-serialisable, so a resumed run draws the same numbers."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": _tensor_b64(torch.get_rng_state()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [_tensor_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(_b64_tensor(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_b64_tensor(s) for s in state["cuda"]])
+
+
+# --- saving -----------------------------------------------------------------------------------
+
+def _file_record(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    state: dict[str, Any] | None = None, keep: int | None = None) -> Path:
+    """Write `checkpoints/step-NNNNNN/` atomically; keep only the newest `keep` step directories.
+
+    `state` holds anything JSON-serialisable the caller needs to resume (loader state, RNGs, ...).
+    """
+    root = Path(run_dir) / "checkpoints"
+    for stale in root.glob(".step-*.tmp"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    target = step_dir(run_dir, step)
+    with atomic_directory(target) as tmp:
+        # save_model (not save_file) because tied embeddings share storage, which save_file refuses.
+        save_model(unwrap(model), str(tmp / "model.safetensors"))
+        files = ["model.safetensors"]
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            files.append("optimizer.pt")
+        record = {"format": FORMAT_VERSION, "step": step, **(state or {}),
+                  "files": {name: _file_record(tmp / name) for name in files}}
+        atomic_write_text(tmp / "state.json", json.dumps(record))
+    if keep:
+        for old in list_steps(run_dir)[:-keep]:
+            shutil.rmtree(step_dir(run_dir, old), ignore_errors=True)
+    return target
+
+
+def save_run_weights(run_dir: str | Path, model: torch.nn.Module, tokenizer=None, config=None,
+                     step: int = 0) -> Path:
+    """Make `run_dir` a loadable run from weights alone (imports, first models): config, tokenizer, weights.
+
+    `config` is a RunConfig; None builds one around the model's own `ModelConfig` (`model.config`).
+
+    >>> import tempfile, scratchllm                                  # doctest: +SKIP
+    >>> save_run_weights("runs/imported", model, tokenizer)          # doctest: +SKIP
+    >>> scratchllm.load("runs/imported").model                       # doctest: +SKIP
+    """
+    from scratchllm.train.config import RunConfig, run_config_toml
+
+    run_dir = Path(run_dir)
+    if config is None:
+        config = RunConfig(model=_model_config(model))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.toml", run_config_toml(config))
+    if tokenizer is not None:
+        tokenizer.save(str(run_dir / "tokenizer.json"))
+    return save_checkpoint(run_dir, step, model)
+
+
+def _model_config(model: torch.nn.Module):
+    inner = unwrap(model)
+    for name in ("config", "cfg"):
+        if hasattr(inner, name):
+            return getattr(inner, name)
+    raise TypeError("pass config=RunConfig(model=...) for a model without a .config attribute")
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    """A verified step directory: its path, step and the contents of its state.json."""
+
+    path: Path
+    step: int
+    state: dict[str, Any]
+
+    @property
+    def has_optimizer(self) -> bool:
+        return "optimizer.pt" in self.state["files"]
+
+
+def _verify(path: Path) -> Checkpoint:
+    corrupt = f"checkpoint '{path}' is corrupt or incomplete"
+    fix = "delete that directory to fall back to an earlier one, or retrain"
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        files = state["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{corrupt} (unreadable state.json); {fix}") from None
+    for name, want in files.items():
+        f = path / name
+        if not f.is_file() or f.stat().st_size != want["bytes"] or _file_record(f)["sha256"] != want["sha256"]:
+            raise UserError(f"{corrupt} ({name} is missing or does not match its checksum); {fix}")
+    return Checkpoint(path=path, step=int(state["step"]), state=state)
+
+
+def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Checkpoint:
+    """The newest checkpoint (or the one at `step`) of a run, verified against its checksums."""
+    steps = list_steps(run_dir)
+    if not steps:
+        raise UserError(f"run directory '{run_dir}' has no checkpoints; train it first (scratchllm train --out {run_dir})")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise UserError(f"run '{run_dir}' has no checkpoint at step {step}; it has steps {steps}")
+    return _verify(step_dir(run_dir, step))
+
+
+def load_weights(model: torch.nn.Module, ckpt: Checkpoint, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Copy a checkpoint's weights into `model` (same architecture); returns `model`."""
+    try:
+        load_model(unwrap(model), str(ckpt.path / "model.safetensors"), strict=True, device=str(device))
+    except RuntimeError as e:
+        raise UserError(f"checkpoint '{ckpt.path}' does not fit this model ({str(e).splitlines()[0]}); "
+                        "check that config.toml's [model] table matches the weights") from None
+    return model
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint, device: str | torch.device = "cpu") -> None:
+    """Restore optimizer moments and step counts (weights_only: never unpickle arbitrary objects)."""
+    if not ckpt.has_optimizer:
+        raise UserError(f"checkpoint '{ckpt.path}' has no optimizer state, so it cannot be resumed; start a new run from it")
+    saved = torch.load(ckpt.path / "optimizer.pt", map_location=device, weights_only=True)
+    for group in saved["param_groups"]:
+        # subtle: fused/foreach describe the machine that saved, not this one.
+        group.pop("fused", None)
+        group.pop("foreach", None)
+    optimizer.load_state_dict(saved)
+
+
+@dataclass
+class Run:
+    """A loaded run: `.model` (eval mode), `.tokenizer`, `.config` (RunConfig), `.run_dir`, `.step`."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    config: Any
+    run_dir: Path
+    step: int
+
+
+def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:
+    """Load a run directory's model (newest checkpoint unless `step`), tokenizer and config.
+
+    >>> import scratchllm                              # doctest: +SKIP
+    >>> run = scratchllm.load("runs/speedrun")         # doctest: +SKIP
+    >>> run.model(torch.tensor([[1, 2, 3]])).shape     # doctest: +SKIP
+    torch.Size([1, 3, 4096])
+    """
+    from scratchllm.model.transformer import Transformer
+    from scratchllm.train.config import load_run_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a training run")
+    config = load_run_config(run_dir)
+    ckpt = find_checkpoint(run_dir, step)
+    tokenizer = None
+    if (run_dir / "tokenizer.json").is_file():
+        from scratchllm.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(str(run_dir / "tokenizer.json"))
+        if tokenizer.vocab_size > config.model.vocab_size:
+            raise UserError(f"tokenizer.json in '{run_dir}' has {tokenizer.vocab_size} ids but the model only "
+                            f"{config.model.vocab_size}; the run directory mixes files of two runs")
+    model = Transformer(config.model)
+    load_weights(model, ckpt)
+    model.to(device).eval()
+    return Run(model=model, tokenizer=tokenizer, config=config, run_dir=run_dir, step=ckpt.step)

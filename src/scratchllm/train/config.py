@@ -1,0 +1,121 @@
+"""The run config: what a training run is made of, as three dataclass tables.
+
+`RunConfig` = `[model]` (a `ModelConfig`: the network's shape) + `[train]` (a `TrainConfig`:
+optimisation, schedule, precision, logging, checkpoints) + `[data]` (a `DataConfig`: where
+the tokens come from). A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
+fields; `key=value` overrides fill more; the result is printed at start and saved as
+`runs/NAME/config.toml`, which `load_run_config` reads back.
+
+>>> cfg = resolve_run_config("tiny-cpu", ["train.max_steps=10", "model.n_layer=2"])
+>>> cfg.train.max_steps, cfg.model.n_layer
+(10, 2)
+>>> resolve_run_config("tiny-cpu", ["train.max_lrr=1"])
+Traceback (most recent call last):
+...
+scratchllm.errors.UserError: unknown config key 'train.max_lrr'; did you mean 'train.max_lr'?
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from scratchllm.config import apply_overrides, dumps_toml, from_dict, load_preset
+from scratchllm.errors import UserError
+from scratchllm.model.config import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1337
+    device: str = "auto"          # auto = cuda if available, else mps, else cpu
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere
+    batch_size: int = 16          # sequences per micro-batch
+    grad_accum: int = 1           # micro-batches per optimizer step
+    max_steps: int = 1000         # optimizer steps
+    max_lr: float = 6e-4
+    min_lr: float = 6e-5
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int = 100
+    decay_frac: float = 0.2       # wsd only: the last fraction of steps that decays to min_lr
+    weight_decay: float = 0.1     # on >=2-D weights only (matrices, embeddings)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0        # max global grad norm; 0 = off
+    eval_every: int = 250         # steps between validations (and at the last step)
+    eval_batches: int = 20        # fixed val windows = eval_batches * batch_size
+    log_every: int = 10
+    checkpoint_every: int = 1000  # 0 = only at the end
+    keep_checkpoints: int = 2     # newest K step directories kept
+    compile: bool = False         # torch.compile the model (CUDA)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    progress: bool = True         # tqdm bar
+
+    def validate(self) -> None:
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0 or self.eval_every < 0 or self.checkpoint_every < 0:
+            raise UserError("train.warmup_steps, train.eval_every and train.checkpoint_every must be >= 0")
+        if not 0 <= self.decay_frac <= 1:
+            raise UserError(f"train.decay_frac must be between 0 and 1, got {self.decay_frac}")
+        if self.keep_checkpoints < 1:
+            raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+
+
+@dataclass
+class DataConfig:
+    path: str = ""                # "" = the built-in corpus; else .txt, a dir of .txt, .jsonl[.gz|.xz], or a token dir
+    max_bytes: int = 0            # cap on raw text read (0 = no cap; the built-in corpus has its own default)
+    vocab_size: int = 4096        # BPE vocabulary trained when the data is raw text
+    tokenizer_bytes: int = 2_000_000  # text the tokenizer is trained on (a prefix of train)
+    val_fraction: float = 0.02    # fraction of documents held out, chosen by a hash of (seed, index)
+    workers: int = 2              # processes that tokenize
+    seed: int = 0                 # split seed
+
+    def validate(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"data.val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.vocab_size < 257:
+            raise UserError(f"data.vocab_size must be at least 257 (256 bytes + end-of-text), got {self.vocab_size}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.train.batch_size * self.train.grad_accum * self.model.block_size
+
+
+def resolve_run_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:
+    """Preset (name or .toml path) + dotted overrides -> a checked RunConfig."""
+    data = load_preset(preset) if preset else {}
+    cfg = from_dict(RunConfig, data)
+    return apply_overrides(cfg, list(overrides))
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """Read `run_dir/config.toml` back. Tables other stages add (e.g. `[sft]`) are ignored here."""
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise UserError(f"run directory '{run_dir}' has no config.toml; is it a scratchllm run (e.g. runs/speedrun)?")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"'{path}' is not valid TOML ({e}); fix or re-create the run") from None
+    if "model" not in data:
+        raise UserError(f"'{path}' has no [model] table; re-create the run")
+    known = {k: v for k, v in data.items() if k in ("model", "train", "data")}
+    return from_dict(RunConfig, known)
+
+
+def run_config_toml(cfg: RunConfig) -> str:
+    """The resolved config as TOML (what `config.toml` holds)."""
+    return dumps_toml(cfg)
