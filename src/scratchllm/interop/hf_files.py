@@ -1,0 +1,83 @@
+"""Reading a Hugging Face model directory: `config.json` and its safetensors weights, sharded or not.
+
+A Hub checkpoint is either one `model.safetensors` or several shards listed by
+`model.safetensors.index.json` (`{"weight_map": {tensor name: shard file}}`). Pickled
+`pytorch_model.bin` files are refused: loading them can run arbitrary code.
+
+>>> import json, tempfile, pathlib, torch
+>>> from safetensors.torch import save_file
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+>>> save_file({"wte.weight": torch.zeros(4, 2)}, d / "model.safetensors")
+>>> read_hf_config(d)["model_type"], list(read_hf_weights(d))
+('gpt2', ['wte.weight'])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from scratchllm.errors import UserError
+
+INDEX = "model.safetensors.index.json"
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from `path`, with one-line errors for a missing or malformed file."""
+    if not path.is_file():
+        raise UserError(f"'{path}' does not exist; a Hugging Face model directory needs it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"'{path}' is not valid JSON ({e}); fix or re-download the file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"'{path}' must hold a JSON object; fix or re-download the file")
+    return data
+
+
+def read_hf_config(hf_dir: str | Path) -> dict:
+    """The `config.json` of a Hugging Face model directory."""
+    hf_dir = Path(hf_dir)
+    if not hf_dir.is_dir():
+        raise UserError(f"'{hf_dir}' is not a directory; pass a Hugging Face model directory (config.json + *.safetensors)")
+    return read_json(hf_dir / "config.json")
+
+
+def _load_shard(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"'{path}' is not a readable safetensors file ({e}); re-download it") from None
+
+
+def weight_files(hf_dir: Path) -> list[Path]:
+    """The safetensors files holding the model's weights (one, or the shards the index names)."""
+    single = hf_dir / "model.safetensors"
+    if single.is_file():
+        return [single]
+    if (hf_dir / INDEX).is_file():
+        weight_map = read_json(hf_dir / INDEX).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise UserError(f"'{hf_dir / INDEX}': field 'weight_map' is missing or empty; re-download the index")
+        shards = [hf_dir / name for name in sorted(set(weight_map.values()))]
+        for shard in shards:
+            if not shard.is_file():
+                raise UserError(f"'{hf_dir / INDEX}' lists shard '{shard.name}', which is missing; download it")
+        return shards
+    if list(hf_dir.glob("*.bin")):
+        raise UserError(f"'{hf_dir}' has only pickled *.bin weights; convert them to safetensors first "
+                        "(loading pickles can run arbitrary code)")
+    raise UserError(f"'{hf_dir}' has no model.safetensors or {INDEX}; download the weights too")
+
+
+def read_hf_weights(hf_dir: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint by its HF name (shards merged)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for path in weight_files(Path(hf_dir)):
+        tensors.update(_load_shard(path))
+    return tensors
