@@ -1,0 +1,115 @@
+"""Causal self-attention, in two interchangeable paths.
+
+`sdpa_attention` calls PyTorch's fused `scaled_dot_product_attention` (FlashAttention on a GPU):
+fast, memory-light, but it never materializes the attention weights. `reference_attention`
+writes the textbook formula out, softmax(Q Kᵀ / √d + mask) V, and returns the weights too,
+for teaching, tests and visualization. The two agree to ~1e-6 in fp32.
+
+Grouped-query attention (GQA) gives several query heads one shared key/value head: with
+n_kv_head = n_head it is ordinary multi-head attention, with n_kv_head = 1 multi-query.
+Query head h reads key/value head h // (n_head / n_kv_head).
+
+>>> import torch
+>>> q = torch.randn(1, 4, 6, 8); k = v = torch.randn(1, 2, 6, 8)   # 4 query heads, 2 kv heads
+>>> y, w = reference_attention(q, k, v)
+>>> torch.allclose(y, sdpa_attention(q, k, v), atol=1e-5), w.shape
+(True, torch.Size([1, 4, 6, 6]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scratchllm.model.config import ModelConfig
+from scratchllm.model.kv_cache import KVCache
+from scratchllm.model.layers import RMSNorm
+from scratchllm.model.position import apply_rope
+
+
+def causal_mask(n_query: int, n_key: int, start: int, device=None) -> torch.Tensor:
+    """[n_query, n_key] bool, True where query i (at absolute position start+i) may see key j."""
+    q_pos = torch.arange(start, start + n_query, device=device)[:, None]
+    k_pos = torch.arange(n_key, device=device)[None, :]
+    return k_pos <= q_pos
+
+
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
+                   dropout_p: float = 0.0) -> torch.Tensor:
+    """Causal attention through the fused kernel. q [B,H,T,hd]; k, v [B,Hkv,S,hd], S = start+T."""
+    n_query, n_key = q.shape[2], k.shape[2]
+    mask, is_causal = None, False
+    if start == 0 and n_query == n_key:
+        is_causal = True          # training and prefill: the kernel builds the triangle itself
+    elif n_query > 1:
+        # subtle: is_causal aligns the triangle top-left, which is wrong once a cache offsets the
+        # queries; chunked prefill after a cache needs the explicit mask. One query sees all keys.
+        mask = causal_mask(n_query, n_key, start, q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                          is_causal=is_causal, enable_gqa=k.shape[1] != q.shape[1])
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
+                        dropout: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q Kᵀ / √d + causal mask) V, written out. Returns (output, weights [B,H,T,S])."""
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, dim=1)          # one copy of each kv head per query head it serves
+    v = v.repeat_interleave(group, dim=1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    mask = causal_mask(q.shape[2], k.shape[2], start, q.device)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    out = (dropout(weights) if dropout is not None else weights) @ v
+    return out, weights
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention with separate q, k, v, o projections.
+
+    Optional pieces by config: RoPE (rotates q and k), QK-norm (RMSNorm over each head's q and
+    k, before RoPE, as in Qwen3/OLMo2), q/k/v biases (`qkv_bias`, as in Qwen2).
+    """
+
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
+        d, qkv_bias = cfg.n_embd, cfg.use_qkv_bias
+        self.q = nn.Linear(d, self.n_head * self.head_dim, bias=qkv_bias)
+        self.k = nn.Linear(d, self.n_kv_head * self.head_dim, bias=qkv_bias)
+        self.v = nn.Linear(d, self.n_kv_head * self.head_dim, bias=qkv_bias)
+        self.o = nn.Linear(self.n_head * self.head_dim, d, bias=cfg.bias)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(self.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(self.head_dim, cfg.norm_eps)
+        self.qk_norm = cfg.qk_norm
+        self.dropout_p = cfg.dropout
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                cache: KVCache | None = None, need_weights: bool = False):
+        """x [B,T,d] → (y [B,T,d], weights [B,H,T,S] or None). With a cache, T new tokens follow it."""
+        B, T, _ = x.shape
+        q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # [B, H, T, hd]
+        k = self.k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+        v = self.v(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        start = 0
+        if cache is not None:
+            start = cache.pos
+            k, v = cache.update(self.layer, k, v)
+            k, v = k.to(q.dtype), v.to(q.dtype)   # a cache kept in fp32 under bf16 autocast
+        weights = None
+        if need_weights:
+            y, weights = reference_attention(q, k, v, start, self.attn_dropout)
+        else:
+            y = sdpa_attention(q, k, v, start, self.dropout_p if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
+        return self.resid_dropout(self.o(y)), weights
