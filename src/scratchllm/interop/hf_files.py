@@ -9,8 +9,9 @@ A Hub checkpoint is either one `model.safetensors` or several shards listed by
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (d / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
 >>> save_file({"wte.weight": torch.zeros(4, 2)}, d / "model.safetensors")
->>> read_hf_config(d)["model_type"], list(read_hf_weights(d))
-('gpt2', ['wte.weight'])
+>>> tensors, sources = read_hf_weights(d)
+>>> read_hf_config(d)["model_type"], list(tensors), sources["wte.weight"].endswith("model.safetensors")
+('gpt2', ['wte.weight'], True)
 """
 
 from __future__ import annotations
@@ -75,9 +76,12 @@ def weight_files(hf_dir: Path) -> list[Path]:
     raise UserError(f"'{hf_dir}' has no model.safetensors or {INDEX}; download the weights too")
 
 
-def read_hf_weights(hf_dir: str | Path) -> dict[str, torch.Tensor]:
-    """Every tensor of the checkpoint by its HF name (shards merged)."""
+def read_hf_weights(hf_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of the checkpoint by its HF name (shards merged), and the file each came from."""
     tensors: dict[str, torch.Tensor] = {}
+    sources: dict[str, str] = {}
     for path in weight_files(Path(hf_dir)):
-        tensors.update(_load_shard(path))
-    return tensors
+        shard = _load_shard(path)
+        tensors.update(shard)
+        sources.update(dict.fromkeys(shard, str(path)))
+    return tensors, sources

@@ -1,0 +1,111 @@
+"""Import Hugging Face checkpoints into our `Transformer`, and export ours so `transformers` loads them.
+
+    scratchllm import hf path/to/hf_model --out runs/imported     # config.json + *.safetensors (+ tokenizer.json)
+    scratchllm export hf runs/imported --out exported/             # AutoModelForCausalLM / AutoTokenizer load it
+
+The translation lives in three small modules: `hf_config` (config.json <-> ModelConfig),
+`hf_weights` (tensor names and layouts), `hf_files` (reading directories, shards included).
+
+>>> import scratchllm                                             # doctest: +SKIP
+>>> model, arch = load_hf("path/to/hf_model")                     # doctest: +SKIP
+>>> import_hf("path/to/hf_model", "runs/imported")                # doctest: +SKIP
+>>> scratchllm.load("runs/imported").model                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from scratchllm.errors import UserError
+from scratchllm.interop.hf_config import config_from_hf, config_to_hf
+from scratchllm.interop.hf_files import read_hf_config, read_hf_weights
+from scratchllm.interop.hf_weights import hf_to_ours, ours_to_hf
+from scratchllm.utils.atomic import atomic_directory
+
+
+def load_hf(hf_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, str]:
+    """Our `Transformer` (eval mode, fp32) holding a Hugging Face checkpoint's weights, and its HF model_type."""
+    from scratchllm.model.transformer import Transformer
+
+    hf_dir = Path(hf_dir)
+    cfg, arch = config_from_hf(read_hf_config(hf_dir), where=str(hf_dir / "config.json"))
+    tensors, sources = read_hf_weights(hf_dir)
+    model = Transformer(cfg)
+    state = hf_to_ours(tensors, sources, model, arch)
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), arch
+
+
+def load_hf_tokenizer(hf_dir: str | Path):
+    """Our tokenizer for the directory's byte-level BPE `tokenizer.json`, or None if it has none."""
+    path = Path(hf_dir) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from scratchllm.tokenizer.formats import from_hf_tokenizer_json
+
+    return from_hf_tokenizer_json(path)
+
+
+def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Path:
+    """Write run directory `out` (loadable by `scratchllm.load`) from a Hugging Face model directory."""
+    from scratchllm.train.checkpoint import save_run_weights
+
+    model, arch = load_hf(hf_dir)
+    tok = load_hf_tokenizer(hf_dir) if tokenizer else None
+    if tok is not None and tok.vocab_size > model.config.vocab_size:
+        raise UserError(f"'{Path(hf_dir) / 'tokenizer.json'}' has {tok.vocab_size} tokens but config.json field "
+                        f"'vocab_size' is {model.config.vocab_size}; the tokenizer belongs to another model")
+    out = Path(out)
+    # Built aside and renamed into place: a failed import never leaves a half-written run.
+    with atomic_directory(out) as tmp:
+        save_run_weights(tmp, model, tok)
+    return out
+
+
+def _special_id(tok, names: tuple[str, ...]) -> int | None:
+    specials = getattr(tok, "special_tokens", {}) or {}
+    return next((specials[n] for n in names if n in specials), None)
+
+
+def _generation_config(cfg_hf: dict) -> dict:
+    return {"bos_token_id": cfg_hf.get("bos_token_id"), "eos_token_id": cfg_hf.get("eos_token_id"),
+            "pad_token_id": cfg_hf.get("eos_token_id"), "do_sample": False}
+
+
+def _write_tokenizer(tok, tmp: Path, eot: int | None, max_len: int) -> None:
+    from scratchllm.tokenizer.formats import to_hf_tokenizer_json
+
+    to_hf_tokenizer_json(tok, tmp / "tokenizer.json")
+    eot_text = next((s for s, i in (tok.special_tokens or {}).items() if i == eot), None)
+    tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
+               "clean_up_tokenization_spaces": False, "add_prefix_space": False}
+    if eot_text is not None:
+        tok_cfg.update(bos_token=eot_text, eos_token=eot_text, pad_token=eot_text)
+    (tmp / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
+
+
+def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:
+    """Write a Hugging Face directory (config, weights, tokenizer) for a run's checkpoint."""
+    import scratchllm
+
+    run = scratchllm.load(run_dir, step=step)
+    cfg = run.model.config
+    tok = run.tokenizer
+    if tok is not None and not hasattr(tok, "special_tokens"):
+        raise UserError(f"run '{run_dir}' has a character-level tokenizer, which has no Hugging Face format; "
+                        "export a run trained with a BPE tokenizer")
+    eot = _special_id(tok, ("<|endoftext|>",)) if tok is not None else None
+    cfg_hf = config_to_hf(cfg, bos_id=eot, eos_id=eot)   # raises first: nothing is written for an unsupported model
+    tensors = ours_to_hf(run.model.state_dict(), cfg, cfg_hf["model_type"])
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(cfg_hf, indent=2))
+        (tmp / "generation_config.json").write_text(json.dumps(_generation_config(cfg_hf), indent=2))
+        if tok is not None:
+            _write_tokenizer(tok, tmp, eot, cfg.block_size)
+    return out

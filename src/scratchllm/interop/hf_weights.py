@@ -1,0 +1,141 @@
+"""Tensor names and layouts: Hugging Face GPT-2 / Llama / Qwen2 checkpoints <-> our `Transformer`.
+
+Llama-family checkpoints are a pure renaming: HF keeps q, k, v separate, and its RoPE rotates
+(x[i], x[i + d/2]) pairs ("rotate half") exactly as our `position.apply_rope` does, so the q/k
+rows need no permutation. GPT-2 takes two more steps: its `Conv1D` stores weights as
+[in, out] (the transpose of `nn.Linear`), and `c_attn` fuses q, k and v into one matrix.
+
+One `Rule` per HF tensor says which of our tensors it holds and how:
+
+>>> from scratchllm.model.config import ModelConfig
+>>> rules = weight_rules(ModelConfig(n_layer=1, n_embd=8, n_head=2, vocab_size=16), "gpt2")
+>>> r = next(r for r in rules if r.hf.endswith("c_attn.weight"))
+>>> r.hf, r.ours, r.conv1d
+('h.0.attn.c_attn.weight', ('blocks.0.attn.q.weight', 'blocks.0.attn.k.weight', 'blocks.0.attn.v.weight'), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from scratchllm.errors import UserError
+from scratchllm.model.config import ModelConfig
+
+# Tensors some HF checkpoints carry that are not weights (causal masks, RoPE frequencies).
+IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
+GPT2_PREFIX = "transformer."   # newer GPT-2 checkpoints prefix the body with it, the original does not
+
+
+@dataclass(frozen=True)
+class Rule:
+    hf: str                  # the HF tensor name (GPT-2 names without the "transformer." prefix)
+    ours: tuple[str, ...]    # our tensor(s) it holds; several = fused along dim 0 of our layout
+    conv1d: bool = False     # stored [in, out] by HF's Conv1D: transpose
+
+
+def _gpt2_rules(cfg: ModelConfig) -> list[Rule]:
+    rules = [Rule("wte.weight", ("tok_emb.weight",)), Rule("wpe.weight", ("pos_emb.weight",)),
+             Rule("ln_f.weight", ("norm_f.weight",)), Rule("ln_f.bias", ("norm_f.bias",))]
+    for i in range(cfg.n_layer):
+        h, b = f"h.{i}", f"blocks.{i}"
+        for p in ("weight", "bias"):
+            rules += [
+                Rule(f"{h}.ln_1.{p}", (f"{b}.attn_norm.{p}",)),
+                Rule(f"{h}.ln_2.{p}", (f"{b}.mlp_norm.{p}",)),
+                Rule(f"{h}.attn.c_attn.{p}", tuple(f"{b}.attn.{x}.{p}" for x in "qkv"), conv1d=True),
+                Rule(f"{h}.attn.c_proj.{p}", (f"{b}.attn.o.{p}",), conv1d=True),
+                Rule(f"{h}.mlp.c_fc.{p}", (f"{b}.mlp.up.{p}",), conv1d=True),
+                Rule(f"{h}.mlp.c_proj.{p}", (f"{b}.mlp.down.{p}",), conv1d=True),
+            ]
+    return rules
+
+
+def _llama_rules(cfg: ModelConfig) -> list[Rule]:
+    rules = [Rule("model.embed_tokens.weight", ("tok_emb.weight",)), Rule("model.norm.weight", ("norm_f.weight",))]
+    projections = [("self_attn.q_proj", "attn.q", cfg.use_qkv_bias), ("self_attn.k_proj", "attn.k", cfg.use_qkv_bias),
+                   ("self_attn.v_proj", "attn.v", cfg.use_qkv_bias), ("self_attn.o_proj", "attn.o", cfg.bias),
+                   ("mlp.gate_proj", "mlp.gate", cfg.bias), ("mlp.up_proj", "mlp.up", cfg.bias),
+                   ("mlp.down_proj", "mlp.down", cfg.bias)]
+    for i in range(cfg.n_layer):
+        h, b = f"model.layers.{i}", f"blocks.{i}"
+        rules += [Rule(f"{h}.input_layernorm.weight", (f"{b}.attn_norm.weight",)),
+                  Rule(f"{h}.post_attention_layernorm.weight", (f"{b}.mlp_norm.weight",))]
+        for theirs, ours, has_bias in projections:
+            rules.append(Rule(f"{h}.{theirs}.weight", (f"{b}.{ours}.weight",)))
+            if has_bias:
+                rules.append(Rule(f"{h}.{theirs}.bias", (f"{b}.{ours}.bias",)))
+    return rules
+
+
+def weight_rules(cfg: ModelConfig, arch: str) -> list[Rule]:
+    """Every HF tensor of a `cfg`-shaped model of HF type `arch`, with where it goes in ours."""
+    rules = _gpt2_rules(cfg) if arch == "gpt2" else _llama_rules(cfg)
+    if not cfg.tie_embeddings:
+        rules.append(Rule("lm_head.weight", ("lm_head.weight",)))
+    return rules
+
+
+# Which config.json field sizes a tensor, to name it when shapes disagree.
+_SIZE_FIELDS = [("embed", "vocab_size/hidden_size"), ("wte", "vocab_size/n_embd"), ("lm_head", "vocab_size"),
+                ("wpe", "n_positions"), ("k_proj", "num_key_value_heads"), ("v_proj", "num_key_value_heads"),
+                ("mlp", "intermediate_size / n_inner"), ("c_attn", "n_embd"), ("", "hidden_size / n_embd")]
+
+
+def _shape_error(name: str, got, want, source: str) -> UserError:
+    field = next(f for key, f in _SIZE_FIELDS if key in name)
+    return UserError(f"'{source}': tensor '{name}' has shape {list(got)} but config.json implies {list(want)}; "
+                     f"the weights and config.json disagree (check config.json field '{field}')")
+
+
+def _normalize_gpt2(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(GPT2_PREFIX): v for k, v in tensors.items()}
+
+
+def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model: torch.nn.Module,
+               arch: str) -> dict[str, torch.Tensor]:
+    """Our state dict for `model` from an HF checkpoint's tensors (checked name by name, shape by shape)."""
+    cfg = model.config
+    if arch == "gpt2":
+        tensors = _normalize_gpt2(tensors)
+        sources = {k.removeprefix(GPT2_PREFIX): v for k, v in sources.items()}
+    target = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    rules = weight_rules(cfg, arch)
+    for rule in rules:
+        if rule.hf not in tensors:
+            where = ", ".join(sorted(set(sources.values()))) or "the checkpoint"
+            raise UserError(f"'{where}' has no tensor '{rule.hf}' that config.json implies; "
+                            "the weights belong to a different model or config.json is wrong")
+        t = tensors[rule.hf]
+        if rule.conv1d and t.ndim == 2:
+            t = t.T
+        want = [target[name].shape for name in rule.ours]
+        expected = (sum(s[0] for s in want), *want[0][1:])
+        if tuple(t.shape) != expected:
+            shown = tuple(reversed(expected)) if rule.conv1d and t.ndim == 2 else expected
+            raise _shape_error(rule.hf, tensors[rule.hf].shape, shown, sources.get(rule.hf, "weights"))
+        for name, part in zip(rule.ours, t.split([s[0] for s in want], dim=0)):
+            out[name] = part.to(target[name].dtype).contiguous()
+    known = {r.hf for r in rules} | {"lm_head.weight"}
+    extra = [k for k in tensors if k not in known and not k.endswith(IGNORED_SUFFIXES)]
+    if extra:
+        raise UserError(f"'{sources.get(extra[0], 'weights')}' holds tensor '{extra[0]}' (and {len(extra) - 1} more) "
+                        "that config.json does not account for; check config.json fields such as 'num_hidden_layers'")
+    if cfg.tie_embeddings:
+        out["lm_head.weight"] = out["tok_emb.weight"]
+    return out
+
+
+def ours_to_hf(state: dict[str, torch.Tensor], cfg: ModelConfig, arch: str) -> dict[str, torch.Tensor]:
+    """The HF checkpoint tensors for our state dict (fresh contiguous tensors, safe for save_file)."""
+    out = {}
+    prefix = GPT2_PREFIX if arch == "gpt2" else ""
+    for rule in weight_rules(cfg, arch):
+        t = torch.cat([state[name] for name in rule.ours], dim=0)
+        if rule.conv1d and t.ndim == 2:
+            t = t.T
+        name = rule.hf if rule.hf == "lm_head.weight" else prefix + rule.hf
+        out[name] = t.detach().to("cpu").clone().contiguous()
+    return out
