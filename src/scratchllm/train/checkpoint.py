@@ -82,6 +82,13 @@ def _b64_tensor(s: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) so a run is reproducible from its config."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def rng_state() -> dict[str, Any]:
     """Every global RNG's state, JSON-serialisable, so a resumed run draws the same numbers."""
     version, internal, gauss = random.getstate()
