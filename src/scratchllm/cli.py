@@ -20,6 +20,7 @@ from scratchllm.errors import UserError
 COMMAND_MODULES = [
     "scratchllm.pipelines.cli",
     "scratchllm.tokenizer.cli",
+    "scratchllm.interop.cli",
 ]
 
 

@@ -45,9 +45,9 @@ def load_hf_tokenizer(hf_dir: str | Path):
     path = Path(hf_dir) / "tokenizer.json"
     if not path.is_file():
         return None
-    from scratchllm.tokenizer.formats import from_hf_tokenizer_json
+    from scratchllm.tokenizer.formats import import_hf as import_hf_tokenizer
 
-    return from_hf_tokenizer_json(path)
+    return import_hf_tokenizer(path)
 
 
 def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Path:
@@ -77,9 +77,9 @@ def _generation_config(cfg_hf: dict) -> dict:
 
 
 def _write_tokenizer(tok, tmp: Path, eot: int | None, max_len: int) -> None:
-    from scratchllm.tokenizer.formats import to_hf_tokenizer_json
+    from scratchllm.tokenizer.formats import export_hf as export_hf_tokenizer
 
-    to_hf_tokenizer_json(tok, tmp / "tokenizer.json")
+    export_hf_tokenizer(tok, tmp / "tokenizer.json")
     eot_text = next((s for s, i in (tok.special_tokens or {}).items() if i == eot), None)
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
                "clean_up_tokenization_spaces": False, "add_prefix_space": False}

@@ -1,0 +1,54 @@
+"""`scratchllm import hf` and `scratchllm export hf`: Hugging Face checkpoints in and out.
+
+    scratchllm import hf path/to/hf_model --out runs/imported
+    scratchllm export hf runs/imported --out exported/
+    python -c "from transformers import AutoModelForCausalLM as M; print(M.from_pretrained('exported'))"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scratchllm.errors import UserError
+
+
+def register(subparsers) -> None:
+    imp = subparsers.add_parser("import", help="convert a Hugging Face checkpoint into a run directory")
+    isub = imp.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
+    h = isub.add_parser("hf", help="config.json + *.safetensors (GPT-2, Llama, Mistral, Qwen2) [+ tokenizer.json]")
+    h.add_argument("hf_dir", help="Hugging Face model directory (e.g. from huggingface-cli download)")
+    h.add_argument("--out", required=True, help="run directory to write (loadable with scratchllm.load)")
+    h.add_argument("--no-tokenizer", action="store_true", help="skip tokenizer.json even if present")
+    h.set_defaults(func=cmd_import_hf)
+
+    exp = subparsers.add_parser("export", help="convert a run directory into a Hugging Face checkpoint")
+    esub = exp.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    e = esub.add_parser("hf", help="a directory AutoModelForCausalLM / AutoTokenizer.from_pretrained load")
+    e.add_argument("run_dir", help="run directory (from training or import)")
+    e.add_argument("--out", required=True, help="Hugging Face directory to write")
+    e.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    e.set_defaults(func=cmd_export_hf)
+
+
+def _check_out(out: str) -> None:
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"--out '{out}' already exists and is not empty; choose a new directory or delete it")
+
+
+def cmd_import_hf(args) -> int:
+    from scratchllm.interop.hf import import_hf
+
+    _check_out(args.out)
+    out = import_hf(args.hf_dir, args.out, tokenizer=not args.no_tokenizer)
+    print(f"imported {args.hf_dir} -> {out} (load it with scratchllm.load('{out}'))")
+    return 0
+
+
+def cmd_export_hf(args) -> int:
+    from scratchllm.interop.hf import export_hf
+
+    _check_out(args.out)
+    out = export_hf(args.run_dir, args.out, step=args.step)
+    print(f"exported {args.run_dir} -> {out} (load it with AutoModelForCausalLM.from_pretrained('{out}'))")
+    return 0
