@@ -1,0 +1,206 @@
+"""BPE training: count pre-tokens once, then merge with incremental pair counts and a heap.
+
+1. Counting. The text stream is cut into chunks of documents; worker processes split each
+   document with the regex and count its pieces. Only the table of distinct pieces and their
+   counts is kept, so memory grows with the vocabulary of the corpus, not with its size.
+2. Merging. Each distinct piece becomes a list of byte ids with a weight (its count). We keep
+   the count of every adjacent pair, an index pair -> pieces containing it, and a max-heap of
+   (count, pair). Merging the best pair rewrites only the pieces that contain it and adjusts
+   the counts of the pairs around each occurrence; the heap is never rebuilt. Heap entries
+   whose count is out of date are fixed when they surface ("lazy deletion").
+
+Tie-break (deterministic): the highest count wins; among equal counts, the pair with the
+smallest (left id, right id) wins, ids being byte values for bytes and creation order for merges.
+When the winning pair's bytes already form a token (the same bytes can be reached by two
+different splits), the pieces are rewritten to that token and no new id is spent.
+
+>>> vocab = train_bpe(["aaabdaaabac"], 259, r"\\S+", [], num_workers=1, progress=False)
+>>> vocab[256:]
+[b'aa', b'ab', b'aaab']
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing as mp
+import os
+from collections import Counter, deque
+from typing import Iterable
+
+import regex
+from tqdm import tqdm
+
+CHUNK_CHARS = 4_000_000  # characters of text a counting task handles
+SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
+MASK = (1 << SHIFT) - 1
+
+_regex_cache: dict[tuple[str, tuple[str, ...]], tuple[regex.Pattern, regex.Pattern | None]] = {}
+
+
+def _compiled(pattern: str, specials: tuple[str, ...]):
+    key = (pattern, specials)
+    if key not in _regex_cache:
+        sp = regex.compile("|".join(regex.escape(s) for s in specials)) if specials else None
+        _regex_cache[key] = (regex.compile(pattern), sp)
+    return _regex_cache[key]
+
+
+def count_chunk(docs: list[str], pattern: str, specials: tuple[str, ...]) -> Counter:
+    """Counts of the regex pieces of `docs`; special-token strings are cut out, never learned."""
+    pat, sp = _compiled(pattern, specials)
+    counts: Counter = Counter()
+    for doc in docs:
+        parts = sp.split(doc) if sp is not None and "<|" in doc else (doc,)
+        for part in parts:
+            counts.update(pat.findall(part))
+    return counts
+
+
+def _chunks(texts: Iterable[str]) -> Iterable[tuple[list[str], int]]:
+    docs, size = [], 0
+    for t in texts:
+        docs.append(t)
+        size += len(t)
+        if size >= CHUNK_CHARS:
+            yield docs, size
+            docs, size = [], 0
+    if docs:
+        yield docs, size
+
+
+def count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str] = (),
+                    num_workers: int | None = None, progress: bool = True) -> Counter:
+    """Counts of every distinct pre-token in the stream `texts`, counted on `num_workers` processes."""
+    specials = tuple(specials)
+    workers = num_workers or os.cpu_count() or 1
+    total: Counter = Counter()
+    bar = tqdm(desc="count pre-tokens", unit="char", unit_scale=True, disable=not progress)
+    if workers <= 1:
+        for docs, size in _chunks(texts):
+            total.update(count_chunk(docs, pattern, specials))
+            bar.update(size)
+        bar.close()
+        return total
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        pending: deque = deque()
+        for docs, size in _chunks(texts):
+            pending.append((pool.apply_async(count_chunk, (docs, pattern, specials)), size))
+            # bounded in-flight work keeps memory flat however long the stream is
+            while len(pending) > 2 * workers:
+                _collect(pending.popleft(), total, bar)
+        while pending:
+            _collect(pending.popleft(), total, bar)
+    bar.close()
+    return total
+
+
+def _collect(item, total: Counter, bar: tqdm) -> None:
+    result, size = item
+    total.update(result.get())
+    bar.update(size)
+
+
+def _to_words(counts: dict[str, int]) -> tuple[list[list[int]], list[int]]:
+    merged: dict[bytes, int] = {}
+    for s, c in counts.items():
+        try:
+            b = s.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: U+FFFD, as the encoder will see them
+            b = s.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+        if len(b) > 1:  # a single byte has no pair: it can never take part in a merge
+            merged[b] = merged.get(b, 0) + c
+    return [list(b) for b in merged], list(merged.values())
+
+
+def merge_words(counts: dict[str, int], n_tokens: int, progress: bool = True) -> list[bytes]:
+    """Token byte strings (256 bytes, then merges in order) learned from pre-token `counts`."""
+    vocab = [bytes([i]) for i in range(256)]
+    index = {b: i for i, b in enumerate(vocab)}
+    words, wcounts = _to_words(counts)
+    pair_counts: dict[int, int] = {}
+    where: dict[int, set[int]] = {}
+    for wi, w in enumerate(words):
+        c = wcounts[wi]
+        for a, b in zip(w, w[1:]):
+            k = a << SHIFT | b
+            pair_counts[k] = pair_counts.get(k, 0) + c
+            s = where.get(k)
+            if s is None:
+                where[k] = {wi}
+            else:
+                s.add(wi)
+    heap = [(-c, k) for k, c in pair_counts.items()]
+    heapq.heapify(heap)
+    bar = tqdm(total=n_tokens - 256, desc="merge", unit="tok", disable=not progress)
+    while len(vocab) < n_tokens and heap:
+        negc, k = heapq.heappop(heap)
+        c = pair_counts.get(k, 0)
+        if c != -negc:
+            # stale entry: if the count fell, re-queue it at its true count; if it rose, a
+            # fresher entry with the higher count is already in the heap
+            if 0 < c < -negc:
+                heapq.heappush(heap, (-c, k))
+            continue
+        a, b = k >> SHIFT, k & MASK
+        joined = vocab[a] + vocab[b]
+        new = index.get(joined)
+        if new is None:
+            new = len(vocab)
+            vocab.append(joined)
+            index[joined] = new
+            bar.update(1)
+        _apply_merge(a, b, new, where.pop(k), words, wcounts, pair_counts, where, heap)
+    bar.close()
+    return vocab
+
+
+def _apply_merge(a: int, b: int, new: int, word_ids: set[int], words: list[list[int]], wcounts: list[int],
+                 pair_counts: dict[int, int], where: dict[int, set[int]], heap: list) -> None:
+    """Rewrite every word holding the pair (a, b) and update the pair counts by difference."""
+    delta: dict[int, int] = {}
+    for wi in word_ids:
+        w = words[wi]
+        n = len(w)
+        out: list[int] = []
+        i = 0
+        while i < n:
+            # merge left to right: in "aaa" the pair (a, a) becomes [aa, a]
+            if w[i] == a and i + 1 < n and w[i + 1] == b:
+                out.append(new)
+                i += 2
+            else:
+                out.append(w[i])
+                i += 1
+        if len(out) == n:
+            continue  # stale index entry: this word no longer holds the pair
+        c = wcounts[wi]
+        for x, y in zip(w, w[1:]):
+            k = x << SHIFT | y
+            delta[k] = delta.get(k, 0) - c
+        for x, y in zip(out, out[1:]):
+            k = x << SHIFT | y
+            delta[k] = delta.get(k, 0) + c
+            if x == new or y == new:
+                s = where.get(k)
+                if s is None:
+                    where[k] = {wi}
+                else:
+                    s.add(wi)
+        words[wi] = out
+    for k, d in delta.items():
+        if d:
+            c = pair_counts.get(k, 0) + d
+            if c > 0:
+                pair_counts[k] = c
+                if d > 0:
+                    heapq.heappush(heap, (-c, k))
+            else:
+                pair_counts.pop(k, None)
+
+
+def train_bpe(texts: Iterable[str], n_tokens: int, pattern: str, specials: Iterable[str] = (),
+              num_workers: int | None = None, progress: bool = True) -> list[bytes]:
+    """Count pre-tokens of `texts`, then learn merges until there are `n_tokens` mergeable tokens."""
+    counts = count_pretokens(texts, pattern, specials, num_workers=num_workers, progress=progress)
+    return merge_words(counts, n_tokens, progress=progress)
