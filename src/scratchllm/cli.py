@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "scratchllm.pipelines.cli",
     "scratchllm.tokenizer.cli",
     "scratchllm.interop.cli",
+    "scratchllm.inference.cli",
 ]
 
 
