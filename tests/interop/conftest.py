@@ -7,16 +7,16 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-VOCAB = 128
+VOCAB = 320
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
               num_attention_heads=4, max_position_embeddings=64, rms_norm_eps=1e-5)
 
 # name -> (config class, kwargs). Each case exercises one thing our import must get right.
 HF_CASES = {
-    "gpt2": ("GPT2Config", dict(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=4,
+    "gpt2": ("GPT2Config", dict(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0,
                                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)),
     "gpt2-untied": ("GPT2Config", dict(vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                       n_inner=80, tie_word_embeddings=False)),
+                                       n_inner=80, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)),
     "llama-gqa": ("LlamaConfig", dict(COMMON, num_key_value_heads=2, rope_theta=500000.0,
                                       tie_word_embeddings=False)),
     "llama3-scaled": ("LlamaConfig", dict(COMMON, num_key_value_heads=1, rope_theta=10000.0,
@@ -64,3 +64,12 @@ def hf_dirs(tmp_path_factory):
         model.save_pretrained(path)
         out[case] = (path, model)
     return out
+
+
+@pytest.fixture
+def cli_main(monkeypatch):
+    """`scratchllm.cli.main` with only our stage registered (independent of the others' modules)."""
+    from scratchllm import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["scratchllm.interop.cli"])
+    return cli.main

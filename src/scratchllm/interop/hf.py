@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from scratchllm.errors import UserError
 from scratchllm.interop.hf_config import config_from_hf, config_to_hf
-from scratchllm.interop.hf_files import read_hf_config, read_hf_weights
+from scratchllm.interop.hf_files import read_hf_config, read_hf_weights, read_json
 from scratchllm.interop.hf_weights import hf_to_ours, ours_to_hf
 from scratchllm.utils.atomic import atomic_directory
 
@@ -45,9 +45,19 @@ def load_hf_tokenizer(hf_dir: str | Path):
     path = Path(hf_dir) / "tokenizer.json"
     if not path.is_file():
         return None
-    from scratchllm.tokenizer.formats import import_hf as import_hf_tokenizer
+    from scratchllm.tokenizer.formats import tokenizer_from_hf_dict
 
-    return import_hf_tokenizer(path)
+    data = read_json(path)
+    # subtle: GPT-2's tokenizer.json lists <|endoftext|> both in the BPE vocab and as a special added
+    # token; it is special (never produced by merges, matched whole), so keep it out of the ranks.
+    special = {a.get("content") for a in data.get("added_tokens") or [] if a.get("special")}
+    vocab = (data.get("model") or {}).get("vocab")
+    if isinstance(vocab, dict):
+        data["model"]["vocab"] = {k: v for k, v in vocab.items() if k not in special}
+    try:
+        return tokenizer_from_hf_dict(data, name=Path(hf_dir).name)
+    except UserError as e:
+        raise UserError(f"'{path}': {e}") from None
 
 
 def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Path:

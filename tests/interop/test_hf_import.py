@@ -1,0 +1,116 @@
+"""Import oracle: HF checkpoints built locally at random init load into our Transformer and agree with
+`transformers` (logits to 1e-4, greedy generation token for token)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import HF_CASES, VOCAB, make_hf_model
+from interop_helpers import MIXED_TEXT, greedy_hf, greedy_ours, random_batch, tiny_tokenizer
+
+import scratchllm
+from scratchllm.interop.hf import load_hf
+from scratchllm.model.transformer import Transformer
+
+ARCH = {"gpt2": "gpt2", "gpt2-untied": "gpt2", "llama-gqa": "llama", "llama3-scaled": "llama",
+        "llama-linear": "llama", "qwen2": "qwen2", "mistral": "mistral"}
+
+
+@pytest.mark.parametrize("case", list(HF_CASES))
+def test_logits_match_transformers(hf_dirs, case):
+    path, hf_model = hf_dirs[case]
+    ours, arch = load_hf(path)
+    assert arch == ARCH[case]
+    idx = random_batch(VOCAB, seed=1)
+    with torch.no_grad():
+        want = hf_model(idx).logits
+        got = ours(idx)
+    assert want.abs().max() > 0.5                       # random weights: logits are far from zero
+    assert (got - want).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("case", ["gpt2", "llama-gqa", "llama3-scaled", "qwen2", "mistral"])
+def test_greedy_generation_matches_transformers(hf_dirs, case):
+    path, hf_model = hf_dirs[case]
+    ours, _ = load_hf(path)
+    prompt = random_batch(VOCAB, batch=2, length=8, seed=2)
+    assert torch.equal(greedy_ours(ours, prompt, 32), greedy_hf(hf_model, prompt, 32))
+
+
+def test_imported_config_fields(hf_dirs):
+    gqa, _ = load_hf(hf_dirs["llama-gqa"][0])
+    cfg = gqa.config
+    assert (cfg.kv_heads, cfg.rope_theta, cfg.tie_embeddings, cfg.bias) == (2, 500000.0, False, False)
+    qwen = load_hf(hf_dirs["qwen2"][0])[0].config
+    assert (qwen.bias, qwen.use_qkv_bias, qwen.tie_embeddings) == (False, True, True)
+    assert load_hf(hf_dirs["mistral"][0])[0].config.block_size == 48   # capped at the sliding window
+    scaled = load_hf(hf_dirs["llama3-scaled"][0])[0].config
+    assert scaled.rope_scaling == {"type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                   "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+
+
+def test_rope_scaling_changes_the_result(hf_dirs):
+    """The llama3 case only proves something if dropping the scaling would break the match."""
+    path, hf_model = hf_dirs["llama3-scaled"]
+    ours, _ = load_hf(path)
+    unscaled = Transformer(dataclasses.replace(ours.config, rope_scaling=None))
+    unscaled.load_state_dict(ours.state_dict())
+    idx = random_batch(VOCAB, seed=3)
+    with torch.no_grad():
+        assert (unscaled.eval()(idx) - hf_model(idx).logits).abs().max() > 1e-2
+
+
+def test_sharded_checkpoint(tmp_path):
+    hf_model = make_hf_model("llama-gqa", seed=5)
+    hf_model.save_pretrained(tmp_path, max_shard_size="60KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
+    ours, _ = load_hf(tmp_path)
+    idx = random_batch(VOCAB, seed=4)
+    with torch.no_grad():
+        assert (ours(idx) - hf_model(idx).logits).abs().max() <= 1e-4
+
+
+def test_import_command_writes_a_loadable_run(hf_dirs, tmp_path, cli_main):
+    from scratchllm.tokenizer.formats import export_hf as export_tokenizer
+
+    src = tmp_path / "hf"
+    shutil.copytree(hf_dirs["llama-gqa"][0], src)
+    tok = tiny_tokenizer()
+    export_tokenizer(tok, src / "tokenizer.json")
+    out = tmp_path / "runs" / "imported"
+    assert cli_main(["import", "hf", str(src), "--out", str(out)]) == 0
+    run = scratchllm.load(out)
+    idx = random_batch(VOCAB, seed=6)
+    with torch.no_grad():
+        assert (run.model(idx) - hf_dirs["llama-gqa"][1](idx).logits).abs().max() <= 1e-4
+    for text in MIXED_TEXT:
+        assert run.tokenizer.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
+
+
+def _gpt2_files() -> tuple[Path, Path]:
+    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "tokenizer" / "gpt2"
+    if not (root / "encoder.json").is_file():
+        pytest.skip(f"GPT-2 tokenizer files not found under {root}")
+    return root / "encoder.json", root / "vocab.bpe"
+
+
+def test_import_real_gpt2_tokenizer_json(tmp_path):
+    """GPT-2's real tokenizer, saved by `transformers` as tokenizer.json, imports with identical ids."""
+    from transformers import AutoTokenizer, GPT2Tokenizer
+
+    from scratchllm.interop.hf import load_hf_tokenizer
+
+    encoder, merges = _gpt2_files()
+    shutil.copy(encoder, tmp_path / "vocab.json")
+    shutil.copy(merges, tmp_path / "merges.txt")
+    GPT2Tokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "hf")
+    hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    ours = load_hf_tokenizer(tmp_path / "hf")
+    assert ours.vocab_size == 50257 and ours.eot_id == 50256
+    for text in MIXED_TEXT:
+        assert ours.encode(text, allowed_special="all") == hf_tok(text)["input_ids"], text
