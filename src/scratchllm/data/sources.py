@@ -1,0 +1,207 @@
+"""Read raw documents from files: .txt, directories and globs of .txt, JSONL (plain, .gz, .xz,
+.zst), parquet and Hugging Face `datasets` (streaming).
+
+Every document gets a stable id: the JSONL/parquet `id` field when there is one, else
+`path:line` (JSONL, parquet row) or the path itself (one .txt file = one document). A malformed
+JSON line is skipped and counted in `ReadStats`, never fatal, because one bad line in a
+multi-gigabyte crawl should not cost the whole run.
+
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+>>> _ = p.write_text('{"text": "hello"}\\nnot json\\n{"id": "x", "text": "world"}\\n')
+>>> stats = ReadStats()
+>>> [(d.id.split("/")[-1], d.text) for d in read_documents([str(p)], stats=stats)]
+[('a.jsonl:1', 'hello'), ('x', 'world')]
+>>> stats.malformed
+1
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import lzma
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from scratchllm.errors import UserError
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz", ".jsonl.zst", ".json.gz", ".ndjson")
+
+
+@dataclass
+class Document:
+    """One document: a stable id, its text, and the name of the source it came from."""
+    id: str
+    text: str
+    source: str = ""
+
+
+@dataclass
+class ReadStats:
+    """What reading saw besides documents: skipped lines and why."""
+    documents: int = 0
+    bytes: int = 0
+    malformed: int = 0
+    missing_field: int = 0
+    malformed_examples: list[str] = field(default_factory=list)
+
+    def note_malformed(self, where: str) -> None:
+        self.malformed += 1
+        if len(self.malformed_examples) < 5:
+            self.malformed_examples.append(where)
+
+
+def expand_paths(inputs: list[str]) -> list[Path]:
+    """Files named by `inputs` (files, directories, globs), sorted, so runs are reproducible."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and _format_of(q) is not None)
+        elif any(ch in item for ch in "*?["):
+            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+        elif p.is_file():
+            found = [p]
+        else:
+            raise UserError(f"input '{item}' does not exist; pass an existing file, directory or glob")
+        if not found:
+            raise UserError(f"input '{item}' matched no .txt/.jsonl/.parquet files; check the path or pattern")
+        out.extend(found)
+    return out
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".txt"):
+        return "txt"
+    return None
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a possibly compressed text file (.gz, .xz, .zst) for reading as UTF-8."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        if name.endswith(".xz"):
+            return lzma.open(path, "rt", encoding="utf-8", errors="replace")
+        if name.endswith(".zst"):
+            try:
+                import zstandard
+            except ImportError:
+                raise UserError(f"reading '{path}' needs zstandard; run `pip install 'scratchllm[data]'`") from None
+            raw = open(path, "rb")
+            return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True),
+                                    encoding="utf-8", errors="replace")
+        return open(path, "r", encoding="utf-8", errors="replace", newline="")
+    except OSError as e:
+        raise UserError(f"cannot read '{path}' ({e.strerror or e}); check the path and its permissions") from None
+
+
+def read_jsonl(path: Path, text_field: str, id_field: str, stats: ReadStats, source: str) -> Iterator[Document]:
+    with open_text(path) as f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    stats.note_malformed(f"{path}:{lineno}")
+                    continue
+                if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+                    stats.missing_field += 1
+                    continue
+                doc_id = str(row[id_field]) if row.get(id_field) is not None else f"{path}:{lineno}"
+                yield Document(doc_id, row[text_field], source)
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise UserError(f"'{path}' is corrupt or truncated ({e}); re-download or remove it") from None
+
+
+def read_parquet(path: Path, text_field: str, id_field: str, stats: ReadStats, source: str) -> Iterator[Document]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError(f"reading '{path}' needs pyarrow; run `pip install 'scratchllm[data]'`") from None
+    pf = pq.ParquetFile(path)
+    if text_field not in pf.schema_arrow.names:
+        raise UserError(f"parquet file '{path}' has no column '{text_field}' (columns: "
+                        f"{', '.join(pf.schema_arrow.names)}); set the text field with --field")
+    columns = [text_field] + ([id_field] if id_field in pf.schema_arrow.names else [])
+    row = 0
+    for batch in pf.iter_batches(columns=columns, batch_size=1024):  # streams: one batch in memory
+        data = batch.to_pydict()
+        ids = data.get(id_field)
+        for i, text in enumerate(data[text_field]):
+            row += 1
+            if not isinstance(text, str):
+                stats.missing_field += 1
+                continue
+            yield Document(str(ids[i]) if ids and ids[i] is not None else f"{path}:{row}", text, source)
+
+
+def read_txt(path: Path, source: str) -> Iterator[Document]:
+    with open_text(path) as f:
+        yield Document(str(path), f.read(), source)
+
+
+def read_hf(name: str, text_field: str, id_field: str, split: str, stats: ReadStats, source: str,
+            config: str | None = None) -> Iterator[Document]:
+    """Stream a Hugging Face dataset (`hf:NAME` in a recipe) without downloading it whole."""
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(f"the source 'hf:{name}' needs the datasets library; run `pip install 'scratchllm[data]'`") from None
+    try:
+        ds = datasets.load_dataset(name, config, split=split, streaming=True)
+    except Exception as e:  # network, auth, missing dataset: all need the same fix from a person
+        raise UserError(f"cannot open Hugging Face dataset '{name}' ({type(e).__name__}: {str(e)[:200]}); "
+                        f"check the name and your network") from None
+    for i, row in enumerate(ds):
+        if not isinstance(row.get(text_field), str):
+            stats.missing_field += 1
+            continue
+        yield Document(str(row[id_field]) if row.get(id_field) is not None else f"hf:{name}:{i}", row[text_field], source)
+
+
+def read_documents(inputs: list[str], text_field: str = "text", id_field: str = "id", stats: ReadStats | None = None,
+                   source: str = "", hf_split: str = "train", limit: int = 0) -> Iterator[Document]:
+    """Stream documents from files/dirs/globs, or `hf:NAME[:CONFIG]` Hugging Face datasets.
+
+    `limit` > 0 stops after that many documents (for quick looks and tests).
+    """
+    stats = stats if stats is not None else ReadStats()
+    missing_before = stats.missing_field
+
+    def _all() -> Iterator[Document]:
+        for item in inputs:
+            if item.startswith("hf:"):
+                name, _, config = item[3:].partition(":")
+                yield from read_hf(name, text_field, id_field, hf_split, stats, source, config or None)
+                continue
+            for path in expand_paths([item]):
+                fmt = _format_of(path) or "txt"
+                if fmt == "jsonl":
+                    yield from read_jsonl(path, text_field, id_field, stats, source)
+                elif fmt == "parquet":
+                    yield from read_parquet(path, text_field, id_field, stats, source)
+                else:
+                    yield from read_txt(path, source)
+
+    for doc in _all():
+        stats.documents += 1
+        stats.bytes += len(doc.text.encode("utf-8"))
+        yield doc
+        if limit and stats.documents >= limit:
+            return
+    if stats.documents == 0 and stats.missing_field > missing_before:
+        raise UserError(f"no document in {', '.join(inputs)} has a text field '{text_field}'; "
+                        f"name the right field with --field")
