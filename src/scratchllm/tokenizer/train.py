@@ -157,31 +157,53 @@ def merge_words(counts: dict[str, int], n_tokens: int, progress: bool = True) ->
 
 def _apply_merge(a: int, b: int, new: int, word_ids: set[int], words: list[list[int]], wcounts: list[int],
                  pair_counts: dict[int, int], where: dict[int, set[int]], heap: list) -> None:
-    """Rewrite every word holding the pair (a, b) and update the pair counts by difference."""
+    """Rewrite every word holding the pair (a, b); adjust only the pair counts around each occurrence."""
     delta: dict[int, int] = {}
+    ab = a << SHIFT | b
     for wi in word_ids:
         w = words[wi]
         n = len(w)
         out: list[int] = []
-        i = 0
-        while i < n:
-            # merge left to right: in "aaa" the pair (a, a) becomes [aa, a]
-            if w[i] == a and i + 1 < n and w[i + 1] == b:
+        occ: list[int] = []  # positions in w where (a, b) is merged, left to right
+        occ_out: list[int] = []  # ... and the positions of the merged tokens in out
+        i = start = 0
+        while True:
+            try:
+                i = w.index(a, i, n - 1)  # C-speed search for the next `a` that has a right neighbour
+            except ValueError:
+                break
+            if w[i + 1] == b:
+                out.extend(w[start:i])
+                occ_out.append(len(out))
                 out.append(new)
-                i += 2
+                occ.append(i)
+                i = start = i + 2  # left to right, no overlap: in "aaa" (a, a) gives [aa, a]
             else:
-                out.append(w[i])
                 i += 1
-        if len(out) == n:
+        if not occ:
             continue  # stale index entry: this word no longer holds the pair
+        out.extend(w[start:])
         c = wcounts[wi]
-        for x, y in zip(w, w[1:]):
-            k = x << SHIFT | y
-            delta[k] = delta.get(k, 0) - c
-        for x, y in zip(out, out[1:]):
-            k = x << SHIFT | y
-            delta[k] = delta.get(k, 0) + c
-            if x == new or y == new:
+        prev_end = -1
+        for i in occ:  # pairs that disappear
+            delta[ab] = delta.get(ab, 0) - c
+            if i > 0 and i - 1 != prev_end:  # subtle: after an adjacent merge, (b, a) was counted as its right pair
+                k = w[i - 1] << SHIFT | a
+                delta[k] = delta.get(k, 0) - c
+            if i + 2 < n:
+                k = b << SHIFT | w[i + 2]
+                delta[k] = delta.get(k, 0) - c
+            prev_end = i + 1
+        m = len(out)
+        for j, p in enumerate(occ_out):  # pairs that appear: those touching a merged token
+            ks = []
+            if p > 0:
+                ks.append(out[p - 1] << SHIFT | new)
+            # (new, new) of two adjacent merges is counted once, as the right one's left pair
+            if p + 1 < m and not (j + 1 < len(occ_out) and occ_out[j + 1] == p + 1):
+                ks.append(new << SHIFT | out[p + 1])
+            for k in ks:
+                delta[k] = delta.get(k, 0) + c
                 s = where.get(k)
                 if s is None:
                     where[k] = {wi}
