@@ -153,6 +153,13 @@ def _hf_rope(cfg: ModelConfig) -> dict:
     return params
 
 
+def _legacy_rope_scaling(cfg: ModelConfig) -> dict | None:
+    if not cfg.rope_scaling:
+        return None
+    scaling = dict(cfg.rope_scaling)
+    return {"rope_type": scaling.pop("type"), **scaling}
+
+
 def config_to_hf(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None = None) -> dict:
     """The Hugging Face `config.json` dict for `cfg` (GPT-2, Llama or Qwen2 by `hf_arch`)."""
     arch = hf_arch(cfg)
@@ -167,7 +174,9 @@ def config_to_hf(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None
            "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head,
            "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.head_dim, "hidden_act": "silu",
            "max_position_embeddings": cfg.block_size, "rms_norm_eps": cfg.norm_eps,
-           "rope_parameters": _hf_rope(cfg), "attention_dropout": 0.0}
+           "attention_dropout": 0.0, "rope_parameters": _hf_rope(cfg),
+           # transformers < 5 reads these two instead of rope_parameters; same values, both spellings.
+           "rope_theta": cfg.rope_theta, "rope_scaling": _legacy_rope_scaling(cfg)}
     if arch == "llama":
         out.update(attention_bias=cfg.bias, mlp_bias=cfg.bias)
     else:
