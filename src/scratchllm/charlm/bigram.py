@@ -31,20 +31,28 @@ class BigramConfig:
 
 @dataclass
 class NeuralBigramConfig:
-    steps: int = 300            # full-batch gradient-descent steps
+    steps: int = 200            # full-batch gradient-descent steps
     lr: float = 50.0            # large: the loss is a mean over many pairs, so gradients are small
     momentum: float = 0.9
     weight_decay: float = 0.0   # pulls logits toward 0 (uniform), the learned twin of add-k smoothing
 
 
-class CountingBigram:
-    """A V x V count table, add-k smoothed into next-character probabilities."""
+class CountingBigram(torch.nn.Module):
+    """A V x V count table, add-k smoothed into next-character probabilities.
+
+    A Module only so that it saves, loads and samples like the learned models; the counts
+    are a buffer, nothing is trained.
+    """
 
     def __init__(self, counts: torch.Tensor, smoothing: float = 1.0) -> None:
-        self.counts = counts
+        super().__init__()
+        self.register_buffer("counts", counts)
         self.smoothing = smoothing
-        smoothed = counts.double() + smoothing
-        self.probs = (smoothed / smoothed.sum(1, keepdim=True)).float()
+
+    @property
+    def probs(self) -> torch.Tensor:
+        smoothed = self.counts.double() + self.smoothing
+        return (smoothed / smoothed.sum(1, keepdim=True)).float()
 
     @classmethod
     def fit(cls, x: torch.Tensor, y: torch.Tensor, vocab_size: int, smoothing: float = 1.0) -> "CountingBigram":
@@ -56,8 +64,9 @@ class CountingBigram:
         """Average negative log-likelihood (nats per character) of the pairs."""
         return -self.probs[x, y].double().log().mean().item()
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probs[x].log()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities as logits, so sampling treats it like the neural models. x: [B] or [B, 1]."""
+        return self.probs.log()[x.reshape(-1)]
 
 
 class NeuralBigram(torch.nn.Module):
@@ -69,8 +78,9 @@ class NeuralBigram(torch.nn.Module):
         self.W = torch.nn.Parameter(torch.zeros(vocab_size, vocab_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B] or [B, 1] current ids -> logits [B, V]."""
         # Indexing a row is the one-hot(x) @ W of the lecture, without building the one-hot.
-        return self.W[x]
+        return self.W[x.reshape(-1)]
 
 
 def train_neural_bigram(x: torch.Tensor, y: torch.Tensor, vocab_size: int,

@@ -17,6 +17,7 @@ character names that ship with every Python (`unicodedata`), e.g. 'zayin', 'pitc
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import sys
@@ -32,7 +33,8 @@ from scratchllm.errors import UserError
 DEFAULT_NAME = "unicode-words"
 
 
-def unicode_words() -> list[str]:
+@functools.cache
+def unicode_words() -> tuple[str, ...]:
     """Distinct lower-case a-z words (2+ letters) of the Unicode character names, sorted.
 
     Hangul/Yi syllables and CJK ideographs are left out: their names are generated
@@ -46,7 +48,7 @@ def unicode_words() -> list[str]:
         for word in re.split(r"[ -]", name):
             if len(word) > 1 and word.isascii() and word.isalpha():
                 words.add(word.lower())
-    return sorted(words)
+    return tuple(sorted(words))
 
 
 def looks_like_lines(text: str) -> bool:
@@ -68,10 +70,14 @@ class Corpus:
 
     @property
     def pad_id(self) -> int:
-        """Context fill before the first character: the boundary, else a newline, else id 0."""
-        if self.tokenizer.eot_id is not None:
-            return self.tokenizer.eot_id
-        return self.tokenizer.stoi.get("\n", 0)
+        return pad_id(self.tokenizer)
+
+
+def pad_id(tok: CharTokenizer) -> int:
+    """Context fill before the first character: the boundary, else a newline, else id 0."""
+    if tok.eot_id is not None:
+        return tok.eot_id
+    return tok.stoi.get("\n", 0)
 
 
 def split_items(items: list[str], mode: str, seed: int = 42) -> dict[str, list[str]]:
