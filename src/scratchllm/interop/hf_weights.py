@@ -77,14 +77,18 @@ def weight_rules(cfg: ModelConfig, arch: str) -> list[Rule]:
     return rules
 
 
-# Which config.json field sizes a tensor, to name it when shapes disagree.
-_SIZE_FIELDS = [("embed", "vocab_size/hidden_size"), ("wte", "vocab_size/n_embd"), ("lm_head", "vocab_size"),
-                ("wpe", "n_positions"), ("k_proj", "num_key_value_heads"), ("v_proj", "num_key_value_heads"),
-                ("mlp", "intermediate_size / n_inner"), ("c_attn", "n_embd"), ("", "hidden_size / n_embd")]
+# Which config.json field sizes a tensor (first match wins), to name it when shapes disagree.
+_SIZE_FIELDS = {
+    "gpt2": [("wte", "vocab_size' or 'n_embd"), ("lm_head", "vocab_size"), ("wpe", "n_positions"),
+             ("mlp", "n_inner"), ("", "n_embd")],
+    "llama": [("embed_tokens", "vocab_size' or 'hidden_size"), ("lm_head", "vocab_size"),
+              ("k_proj", "num_key_value_heads"), ("v_proj", "num_key_value_heads"),
+              ("mlp", "intermediate_size"), ("", "hidden_size")],
+}
 
 
-def _shape_error(name: str, got, want, source: str) -> UserError:
-    field = next(f for key, f in _SIZE_FIELDS if key in name)
+def _shape_error(name: str, got, want, source: str, arch: str) -> UserError:
+    field = next(f for key, f in _SIZE_FIELDS["gpt2" if arch == "gpt2" else "llama"] if key in name)
     return UserError(f"'{source}': tensor '{name}' has shape {list(got)} but config.json implies {list(want)}; "
                      f"the weights and config.json disagree (check config.json field '{field}')")
 
@@ -115,7 +119,7 @@ def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model:
         expected = (sum(s[0] for s in want), *want[0][1:])
         if tuple(t.shape) != expected:
             shown = tuple(reversed(expected)) if rule.conv1d and t.ndim == 2 else expected
-            raise _shape_error(rule.hf, tensors[rule.hf].shape, shown, sources.get(rule.hf, "weights"))
+            raise _shape_error(rule.hf, tensors[rule.hf].shape, shown, sources.get(rule.hf, "weights"), arch)
         for name, part in zip(rule.ours, t.split([s[0] for s in want], dim=0)):
             out[name] = part.to(target[name].dtype).contiguous()
     known = {r.hf for r in rules} | {"lm_head.weight"}
