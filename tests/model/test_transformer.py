@@ -1,6 +1,7 @@
 """The Transformer: shapes, counts, init, the KV cache, errors, compile-friendliness, HF oracles."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -104,9 +105,11 @@ def test_training_forward_compiles_without_graph_breaks(style, request):
 
 
 def test_bf16_autocast_forward_and_cache(llama_config):
-    model = Transformer(llama_config()).eval()
+    model = Transformer(llama_config(qk_norm=True)).eval()
     idx = torch.randint(0, 61, (1, 10))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    # "error": a dtype mismatch that sends a kernel down its slow path warns, and fails here.
+    with warnings.catch_warnings(), torch.autocast("cpu", dtype=torch.bfloat16):
+        warnings.simplefilter("error")
         full = model(idx)
         cache = model.make_kv_cache()           # fp32 cache under autocast: cast on read
         model(idx[:, :6], kv_cache=cache)

@@ -26,7 +26,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        # subtle: under bf16 autocast q and k arrive in bf16 (QK-norm); a weight of another dtype
+        # would send rms_norm to its slow unfused path.
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
 
 
 def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:
