@@ -21,17 +21,11 @@ def random_batch(vocab: int, batch: int = 3, length: int = 40, seed: int = 0) ->
     return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
-@torch.no_grad()
 def greedy_ours(model, prompt: torch.Tensor, n: int) -> torch.Tensor:
-    """n greedy tokens from our model through its KV cache: one prefill, then one token a step."""
-    cache = model.make_kv_cache(batch_size=prompt.shape[0], max_len=prompt.shape[1] + n)
-    logits = model(prompt, kv_cache=cache)
-    out = []
-    for _ in range(n):
-        nxt = logits[:, -1].argmax(-1, keepdim=True)
-        out.append(nxt)
-        logits = model(nxt, kv_cache=cache)
-    return torch.cat(out, dim=1)
+    """n greedy tokens per row from our inference engine (prefill, then KV-cached steps)."""
+    from scratchllm.inference.engine import generate
+
+    return torch.tensor([list(generate(model, row.tolist(), max_new_tokens=n, temperature=0)) for row in prompt])
 
 
 @torch.no_grad()
