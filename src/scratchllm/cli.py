@@ -19,7 +19,9 @@ from scratchllm.errors import UserError
 # One line a stage; the order is the order of the help listing (the pipeline's order).
 COMMAND_MODULES = [
     "scratchllm.pipelines.cli",
+    "scratchllm.data.cli",
     "scratchllm.tokenizer.cli",
+    "scratchllm.train.cli",
     "scratchllm.interop.cli",
     "scratchllm.inference.cli",
 ]

@@ -1,0 +1,55 @@
+"""`scratchllm train`: pretrain a model from a preset, on raw text or a token directory.
+
+    scratchllm train --preset tiny-cpu --out runs/tiny                       # built-in corpus
+    scratchllm train --preset small --data books.jsonl.xz --out runs/books train.max_steps=2000
+    scratchllm train --out runs/books --resume                               # continue exactly
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="pretrain a transformer (preset + key=value overrides)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default=None, help="preset name or .toml path (default tiny-cpu; with --resume: the run's config)")
+    p.add_argument("--data", default=None, help="raw text (.txt, dir, .jsonl[.gz|.xz]) or a token directory; default: built-in corpus")
+    p.add_argument("--out", default=None, help="run directory (default runs/PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=500")
+    p.set_defaults(func=cmd_train)
+
+
+def _config(args):
+    from pathlib import Path
+
+    from scratchllm.config import apply_overrides
+    from scratchllm.errors import UserError
+    from scratchllm.train.config import load_run_config, resolve_run_config
+
+    if args.resume and args.preset is None:
+        if args.out is None:
+            raise UserError("--resume needs --out DIR, the run directory to continue")
+        cfg = apply_overrides(load_run_config(Path(args.out)), args.overrides)
+    else:
+        cfg = resolve_run_config(args.preset or "tiny-cpu", args.overrides)
+    if args.data is not None:
+        cfg.data.path = args.data
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from scratchllm.train.pretrain import pretrain
+
+    cfg = _config(args)
+    out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
+    result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress)
+    final = result.final
+    if result.interrupted:
+        print(f"saved {out} at step {result.step}; continue with: scratchllm train --out {out} --resume")
+        return 130
+    figures = ", ".join(f"{k} {final[k]:.4f}" for k in ("loss", "val_loss", "val_bpb") if k in final)
+    print(f"done: {result.step} steps, {result.tokens:,} tokens in {result.wall_s:.0f}s; {figures}")
+    print(f'generate with: scratchllm generate --run {out} --prompt "def "')
+    return 0

@@ -1,0 +1,94 @@
+"""Pretraining, start to finish: data (raw text or a token directory) -> tokens -> trained run.
+
+This is what `scratchllm train` runs and the middle of `scratchllm speedrun`:
+
+1. data: a token directory (has meta.json) is used as is. Raw text (`data.path`: "" for the
+   built-in corpus, a .txt, a directory, a .jsonl) gets a BPE tokenizer trained on its train
+   documents (`data.vocab_size` ids, special tokens included) and is tokenized into `OUT/tokens/`.
+2. model: a `Transformer(cfg.model)` with `model.vocab_size` set to the tokenizer's size
+   rounded up to a multiple of 64 (matmuls on such shapes run faster; the extra rows are never
+   targets, so they only learn to be unlikely).
+3. the loop (`scratchllm.train.loop.train`) on random windows of the train split, validated on
+   fixed windows of the val split; val bits-per-byte from the split's tokens/bytes ratio.
+
+>>> from scratchllm.train.config import resolve_run_config               # doctest: +SKIP
+>>> pretrain(resolve_run_config("tiny-cpu"), "runs/tiny")                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from scratchllm.errors import UserError
+from scratchllm.train import checkpoint as ckpt
+from scratchllm.train.config import RunConfig
+
+VOCAB_MULTIPLE = 64
+
+
+def _train_texts(data):
+    """The train documents' text, up to `data.tokenizer_bytes`: what the tokenizer learns from."""
+    from scratchllm.data.builtin import read_corpus
+    from scratchllm.data.tokenize import is_val
+
+    total = 0
+    for index, text in enumerate(read_corpus(data.path, data.max_bytes)):
+        if total >= data.tokenizer_bytes:
+            return
+        if not is_val(index, data.seed, data.val_fraction):
+            total += len(text.encode("utf-8"))
+            yield text
+
+
+def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
+    """The token directory for this run: `data.path` itself, or `OUT/tokens` made from raw text."""
+    from scratchllm.data.builtin import read_corpus
+    from scratchllm.data.tokenize import write_token_dir
+    from scratchllm.tokenizer import Tokenizer
+
+    data = cfg.data
+    if data.path and (Path(data.path) / "meta.json").is_file():
+        return Path(data.path)
+    token_dir = out_dir / "tokens"
+    if (token_dir / "meta.json").is_file():
+        return token_dir  # made by an earlier attempt at this run (the directory appears only when complete)
+    corpus = read_corpus(data.path, data.max_bytes)  # raises now for a missing path
+    texts = list(_train_texts(data))
+    if not texts:
+        raise UserError(f"the corpus at '{data.path or 'built-in'}' is empty; pass a file with text in it via --data")
+    tok = Tokenizer.train(texts, data.vocab_size, progress=progress)
+    write_token_dir(corpus, tok, token_dir, val_fraction=data.val_fraction, seed=data.seed,
+                    workers=data.workers, progress=progress)
+    return token_dir
+
+
+def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False):
+    """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg)."""
+    from scratchllm.data.loader import TokenLoader, val_windows, window_batches
+    from scratchllm.data.tokenize import read_meta, tokens_per_byte
+    from scratchllm.model.transformer import Transformer
+    from scratchllm.train.loop import train
+
+    out_dir = Path(out_dir)
+    if not resume and ckpt.list_steps(out_dir):
+        raise UserError(f"'{out_dir}' already holds a training run; pass --resume to continue it or choose another --out")
+    token_dir = prepare_data(cfg, out_dir, progress)
+    meta = read_meta(token_dir)
+    vocab = -(-meta["vocab_size"] // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    if cfg.model.vocab_size != vocab:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=vocab))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(token_dir / "tokenizer.json", out_dir / "tokenizer.json")
+    tc = cfg.train
+    ckpt.seed_everything(tc.seed)
+    model = Transformer(cfg.model)
+    loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size, seed=tc.seed)
+    val = window_batches(val_windows(token_dir, cfg.model.block_size, tc.eval_batches * tc.batch_size), tc.batch_size)
+    if not quiet:
+        print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "
+              f"tokens in {token_dir}; {cfg.tokens_per_step:,} tokens a step", flush=True)
+    result = train(model, cfg, loader, out_dir, val_batches=val, tokens_per_byte=tokens_per_byte(meta),
+                   resume=resume, quiet=quiet)
+    return result, model, token_dir, cfg
