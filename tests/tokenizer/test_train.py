@@ -73,9 +73,9 @@ def test_incremental_trainer_matches_naive(seed):
 
 
 def test_matches_naive_on_real_text():
-    text = open(__file__, encoding="utf-8").read()
+    text = open(__file__, encoding="utf-8").read()[:4000]
     counts = Counter(regex.findall(GPT4_PATTERN, text))
-    assert merge_words(counts, 600, progress=False) == naive_merges(counts, 600)
+    assert merge_words(counts, 450, progress=False) == naive_merges(counts, 450)
 
 
 def test_parallel_counting_equals_serial(monkeypatch):
