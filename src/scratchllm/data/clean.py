@@ -27,7 +27,6 @@ class CleanConfig:
 
 # Control characters other than \t and \n (and \r, handled by line_endings), plus DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
-_TRAILING_SPACE = re.compile(r"[ \t\u00a0]+\n")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 # The markers that occur in the raw Gutenberg files (found by scanning all 2,090 books).
@@ -99,6 +98,6 @@ def clean_text(text: str, cfg: CleanConfig) -> str:
     if cfg.gutenberg:
         text = strip_gutenberg(text)
     if cfg.whitespace:
-        text = _TRAILING_SPACE.sub("\n", text + "\n")
+        text = "\n".join(line.rstrip(" \t\u00a0") for line in text.split("\n"))
         text = _BLANK_RUNS.sub("\n\n", text).strip()
     return text

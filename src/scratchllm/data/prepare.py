@@ -1,0 +1,252 @@
+"""`scratchllm data prepare`: raw sources -> cleaned, filtered, deduplicated, mixed token shards.
+
+Four passes, each streaming, so memory grows with the number of documents, never their size:
+
+  1. scan     read every source; clean, filter and fingerprint each document on worker
+              processes (`stages.process_documents`); survivors go to a spool file on disk,
+              fingerprints into the dedup index.
+  2. dedup    union-find clusters of exact and near duplicates; keep one per cluster.
+  3. mix      sampling rates per source from the target token shares (`mix.plan_rates`, with
+              each source's tokens per byte measured on a sample); a seeded shuffle of the
+              (document, copy) list. A document is val or train by a hash of its id, so all
+              copies of one document land in the same split and nothing leaks.
+  4. tokenize encode on worker processes (`data.tokenize`'s streamed encoder) into shards.
+
+The output directory holds the shards, tokenizer.json, meta.json (the token-directory
+contract), manifest.json (sources, recipe, counts per stage, tokens, tokenizer hash),
+report.md and clusters.jsonl. It appears only when complete; the same recipe gives
+byte-identical shards.
+
+    scratchllm data prepare --recipe gutenberg --tokenizer tok.json --out data/gut
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from scratchllm.data import report as report_mod
+from scratchllm.data.dedup import Deduplicator
+from scratchllm.data.mix import copies, plan_rates, unit_hash
+from scratchllm.data.recipe import Recipe
+from scratchllm.data.shards import ShardWriter
+from scratchllm.data.sources import Document, ReadStats, read_documents
+from scratchllm.data.stages import Timings, Work, process_documents
+from scratchllm.data.synthetic import synthetic_documents
+from scratchllm.data.tokenize import _encoded, _fast
+from scratchllm.errors import UserError
+from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+
+EXAMPLES_PER_RULE = 3
+RATIO_SAMPLE_BYTES = 2_000_000  # text per source encoded to measure its tokens per byte
+
+
+class _Scan:
+    """What pass 1 leaves behind: spool rows, the dedup index, counts and drop examples."""
+
+    def __init__(self, recipe: Recipe):
+        self.index = Deduplicator(recipe.dedup)
+        self.rows: list[tuple[int, int, int, str, int]] = []  # (source, offset, bytes, id, dedup row or -1)
+        self.read = {s.name: ReadStats() for s in recipe.sources}
+        self.counts = {s.name: collections.Counter() for s in recipe.sources}
+        self.drops: dict[str, dict] = {}
+        self.timings = Timings()
+
+
+def _documents(recipe: Recipe, scan: _Scan) -> Iterator[tuple[Document, bool]]:
+    for src in recipe.sources:
+        stats = scan.read[src.name]
+        if src.type == "files":
+            if not src.paths:
+                raise UserError(f"source '{src.name}' has no paths; set paths = [\"FILE\", ...] or pass --input")
+            docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit)
+        else:
+            docs = synthetic_documents(src)
+        t0 = time.process_time()
+        for doc in docs:
+            if src.type != "files":
+                stats.documents += 1
+                stats.bytes += len(doc.text.encode("utf-8"))
+            doc.source = src.name
+            scan.timings.add("read", time.process_time() - t0, 0)
+            yield doc, src.process
+            t0 = time.process_time()
+        scan.timings.bytes["read"] += stats.bytes
+
+
+def _note_drop(scan: _Scan, r) -> None:
+    entry = scan.drops.setdefault(r.drop.rule, {"count": 0, "examples": []})
+    entry["count"] += 1
+    if len(entry["examples"]) < EXAMPLES_PER_RULE:
+        entry["examples"].append({"id": r.id, "value": r.drop.value, "text": r.text[:200]})
+
+
+def scan_sources(recipe: Recipe, spool_path: Path, progress: bool) -> _Scan:
+    """Pass 1: read, clean, filter and fingerprint; spool the survivors."""
+    scan = _Scan(recipe)
+    source_ix = {s.name: i for i, s in enumerate(recipe.sources)}
+    work = Work(recipe.clean, recipe.filter if recipe.filter.enabled else None,
+                recipe.dedup if (recipe.dedup.exact or recipe.dedup.near) else None)
+    bar = tqdm(desc="scan (clean, filter, hash)", unit="B", unit_scale=True, disable=not progress)
+    t_dedup = 0.0  # the index lives in this process: its time is measured here
+    with open(spool_path, "wb") as spool:
+        for r in process_documents(_documents(recipe, scan), work, recipe.workers, scan.timings):
+            bar.update(r.bytes_in)
+            c = scan.counts[r.source]
+            c["bytes_read"] += r.bytes_in
+            if r.drop:
+                c["dropped"] += 1
+                _note_drop(scan, r)
+                continue
+            data = r.text.encode("utf-8")
+            c["kept_after_filter"] += 1
+            c["bytes_after_filter"] += len(data)
+            dedup_row = -1
+            if r.process and work.dedup:
+                t0 = time.process_time()
+                dedup_row = len(scan.index.ids)
+                scan.index.add(r.id, len(r.text), r.key, r.sig)
+                t_dedup += time.process_time() - t0
+            scan.rows.append((source_ix[r.source], spool.tell(), len(data), r.id, dedup_row))
+            spool.write(data)
+    bar.close()
+    scan.timings.add("dedup_index", t_dedup, 0)
+    return scan
+
+
+def _measure_ratios(recipe: Recipe, scan: _Scan, keep: list[bool], spool_path: Path, tokenizer) -> dict[str, float]:
+    """Tokens per byte of each source, on its first ~2 MB of kept text (mixing targets tokens)."""
+    ratios = {}
+    with open(spool_path, "rb") as spool:
+        for i, src in enumerate(recipe.sources):
+            n_bytes = n_tokens = 0
+            for (s, off, size, _, _), k in zip(scan.rows, keep):
+                if s != i or not k:
+                    continue
+                spool.seek(off)
+                n_tokens += len(tokenizer.encode_ordinary(spool.read(size).decode("utf-8")))
+                n_bytes += size
+                if n_bytes >= RATIO_SAMPLE_BYTES:
+                    break
+            ratios[src.name] = n_tokens / n_bytes if n_bytes else 0.0
+    return ratios
+
+
+def plan_mix(recipe: Recipe, scan: _Scan, keep: list[bool], ratios: dict[str, float]) -> tuple[list, dict]:
+    """Pass 3: the ordered list of (row, split) to write, and the per-source rates."""
+    names = [s.name for s in recipe.sources]
+    size = collections.Counter()
+    for (s, _, nbytes, _, _), k in zip(scan.rows, keep):
+        if k:
+            size[names[s]] += nbytes * ratios[names[s]]
+    rates = plan_rates({n: size[n] for n in names}, {s.name: s.weight for s in recipe.sources},
+                       {s.name: s.epochs for s in recipe.sources}, recipe.mix.total_tokens, recipe.mix.max_epochs)
+    kept_rows = [row for row, k in enumerate(keep) if k]
+    u = {row: unit_hash(recipe.seed, "val:" + scan.rows[row][3]) for row in kept_rows}
+    val = {row for row in kept_rows if u[row] < recipe.val_fraction}
+    if not val and recipe.val_fraction > 0 and len(kept_rows) > 1:
+        val = {min(kept_rows, key=lambda r: u[r])}  # a small corpus still gets one val document
+    order = []
+    for row in kept_rows:
+        if row in val:
+            order.append((row, "val"))  # held out once, never repeated or resampled
+            continue
+        s, doc_id = scan.rows[row][0], scan.rows[row][3]
+        order.extend([(row, "train")] * copies(rates[names[s]], doc_id, recipe.mix.seed))
+    if recipe.mix.shuffle:
+        random.Random(recipe.mix.seed).shuffle(order)
+    return order, rates
+
+
+def write_shards(order: list, scan: _Scan, spool_path: Path, tok_path: Path, tokenizer, out: Path,
+                 recipe: Recipe, progress: bool) -> tuple[dict, dict]:
+    """Pass 4: tokenize the planned documents into train/val shards; returns (splits, per-source tokens)."""
+    writers = {s: ShardWriter(out, s, tokenizer.vocab_size, tokenizer.eot_id, recipe.shard_tokens) for s in ("train", "val")}
+    nbytes = collections.Counter()
+    per_source = collections.defaultdict(collections.Counter)
+    names = [s.name for s in recipe.sources]
+
+    def texts() -> Iterator[str]:
+        with open(spool_path, "rb") as spool:
+            for row, _ in order:
+                _, off, size, _, _ = scan.rows[row]
+                spool.seek(off)
+                yield spool.read(size).decode("utf-8")
+
+    bar = tqdm(total=sum(scan.rows[r][2] for r, _ in order), desc="tokenize", unit="B", unit_scale=True,
+               disable=not progress)
+    for (row, split), (text, ids) in zip(order, _encoded(texts(), tok_path, recipe.workers)):
+        size = scan.rows[row][2]
+        writers[split].add_document(ids)
+        nbytes[split] += size
+        src = names[scan.rows[row][0]]
+        per_source[src]["documents"] += 1
+        per_source[src]["tokens"] += len(ids) + 1  # + the separator
+        per_source[src]["bytes"] += size
+        bar.update(size)
+    bar.close()
+    for w in writers.values():
+        w.close()
+    splits = {s: {"tokens": w.n_tokens, "bytes": nbytes[s], "documents": w.n_documents} for s, w in writers.items()}
+    return splits, {k: dict(v) for k, v in per_source.items()}
+
+
+def _empty_error(scan: _Scan) -> UserError:
+    read = sum(s.documents for s in scan.read.values())
+    top = sorted(scan.drops.items(), key=lambda kv: -kv[1]["count"])[:3]
+    reasons = ", ".join(f"{rule} x{d['count']}" for rule, d in top) or "none"
+    return UserError(f"no documents left after cleaning, filtering and dedup ({read} read; top drop reasons: "
+                     f"{reasons}); loosen the [filter] settings of the recipe or check the inputs")
+
+
+def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
+    """Run the whole pipeline into `out`; returns the manifest."""
+    from scratchllm.tokenizer import load_tokenizer
+
+    if not recipe.tokenizer:
+        raise UserError("data prepare needs a tokenizer; pass --tokenizer tok.json (train one with "
+                        "`scratchllm tokenizer train`) or set tokenizer = \"...\" in the recipe")
+    if not recipe.sources:
+        raise UserError("the recipe has no sources; add [[sources]] tables or pass --input PATH...")
+    tokenizer = _fast(load_tokenizer(recipe.tokenizer))
+    if tokenizer.eot_id is None:
+        raise UserError("the tokenizer has no <|endoftext|> token to separate documents; train it with the default special tokens")
+    t_start = time.perf_counter()
+    with atomic_directory(Path(out)) as tmp:
+        spool_path = tmp / ".spool.txt"
+        scan = scan_sources(recipe, spool_path, progress)
+        t0 = time.process_time()
+        result = scan.index.finish()
+        keep = [row == -1 or result.keep[row] for *_, row in scan.rows]
+        scan.timings.add("dedup_index", time.process_time() - t0, sum(r[2] for r in scan.rows))
+        if not any(keep):
+            raise _empty_error(scan)
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        t0 = time.process_time()
+        ratios = _measure_ratios(recipe, scan, keep, spool_path, tokenizer)
+        order, rates = plan_mix(recipe, scan, keep, ratios)
+        scan.timings.add("mix", time.process_time() - t0, sum(r[2] for r, k in zip(scan.rows, keep) if k))
+        t0 = time.perf_counter()  # encoding runs in worker processes: wall time, all workers together
+        splits, per_source = write_shards(order, scan, spool_path, tmp / "tokenizer.json", tokenizer, tmp, recipe, progress)
+        scan.timings.add("tokenize_wall", time.perf_counter() - t0, sum(s["bytes"] for s in splits.values()))
+        spool_path.unlink()
+        if splits["train"]["documents"] == 0:
+            raise UserError("every kept document went to validation; lower val_fraction or add more documents")
+        sha = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+        meta = {"vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id, "tokenizer_sha256": sha,
+                "val_fraction": recipe.val_fraction, "seed": recipe.seed, "splits": splits}
+        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=2))
+        atomic_write_text(tmp / "clusters.jsonl", "".join(json.dumps(c.ids) + "\n" for c in result.clusters))
+        manifest = report_mod.build_manifest(recipe, scan, result, keep, rates, ratios, splits, per_source, meta,
+                                             time.perf_counter() - t_start)
+        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        atomic_write_text(tmp / "report.md", report_mod.render(manifest, result.clusters))
+    return manifest

@@ -1,0 +1,111 @@
+"""A data recipe: which sources, which cleaning, filters, dedup and mix, which tokenizer.
+
+Recipes are TOML files (`src/scratchllm/recipes/*.toml` ship with the package; a bare name
+like `gutenberg` finds them). Every table maps onto a dataclass, so a misspelt key is an error.
+
+    [[sources]]
+    name = "books"
+    paths = ["../shared/data/pretrain/gutenberg/*.jsonl.xz"]
+    weight = 1.0
+
+    [filter]
+    max_words = 0          # books are long: no upper bound on words
+
+>>> r = recipe_from_dict({"sources": [{"name": "a", "paths": ["x.txt"]}], "dedup": {"threshold": 0.7}})
+>>> r.sources[0].name, r.dedup.threshold, r.filter.min_words
+('a', 0.7, 50)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from scratchllm.config import from_dict
+from scratchllm.data.clean import CleanConfig
+from scratchllm.data.dedup import DedupConfig
+from scratchllm.data.filters import FilterConfig
+from scratchllm.data.mix import MixConfig
+from scratchllm.errors import UserError
+
+
+@dataclass
+class SourceConfig:
+    """One source of documents. `type` files: paths/globs/dirs or hf:NAME; templates/model: synthetic."""
+    name: str = ""
+    type: Literal["files", "templates", "model"] = "files"
+    paths: list[str] = field(default_factory=list)
+    text_field: str = "text"
+    id_field: str = "id"
+    hf_split: str = "train"
+    limit: int = 0                 # read at most this many documents (0: all)
+    weight: float = 1.0            # target share of the mixed tokens (normalised over sources)
+    epochs: float = 0.0            # > 0: repeat exactly this many times instead of using weight
+    process: bool = True           # run cleaning, filters and dedup on this source
+    # synthetic sources
+    count: int = 0                 # documents to generate
+    templates: list[str] = field(default_factory=list)   # "{name} went to the {place}."
+    slots: dict = field(default_factory=dict)            # {"name": ["Ann", "Bo"], "place": [...]}
+    run: str = ""                  # run directory of a trained model (type = "model")
+    prompts: list[str] = field(default_factory=list)
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int = 50
+    seed: int = 0
+
+
+@dataclass
+class Recipe:
+    """Everything `scratchllm data prepare` does, as one config."""
+    sources: list[SourceConfig] = field(default_factory=list)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    tokenizer: str = ""            # tokenizer JSON (or a run directory holding tokenizer.json)
+    val_fraction: float = 0.005    # share of documents held out for validation
+    seed: int = 0
+    workers: int = 2               # processes for cleaning/filtering/hashing and for tokenizing
+    shard_tokens: int = 50_000_000
+
+    def validate(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise UserError(f"recipe source names must be unique, got {names}; give each [[sources]] a distinct name")
+        if not 0 <= self.val_fraction < 1:
+            raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    """Build a Recipe, naming unnamed sources source0, source1, ..."""
+    for i, src in enumerate(data.get("sources", [])):
+        if isinstance(src, dict) and not src.get("name"):
+            src["name"] = f"source{i}"
+    return from_dict(Recipe, data)
+
+
+def find_recipe(name_or_path: str) -> Path | str:
+    """A recipe path, or the text of a packaged recipe (`gutenberg` -> recipes/gutenberg.toml)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    stem = p.stem if p.suffix == ".toml" else p.name
+    packaged = resources.files("scratchllm") / "recipes" / f"{stem}.toml"
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    raise UserError(f"recipe '{name_or_path}' not found; pass a TOML file path or a packaged recipe name "
+                    f"(e.g. gutenberg)")
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Read a recipe TOML file (or packaged recipe name) into a Recipe."""
+    found = find_recipe(name_or_path)
+    text = found.read_text(encoding="utf-8") if isinstance(found, Path) else found
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"recipe '{name_or_path}' is not valid TOML ({e}); fix the file") from None
+    return recipe_from_dict(data)

@@ -1,0 +1,224 @@
+"""The per-document work (clean -> filter -> fingerprint) on a pool of processes, and the
+stand-alone stage commands built on it (`scratchllm data clean|filter|dedup|mix`).
+
+Documents travel to workers in batches of ~4 MB (one pickle per batch, not per document) and
+come back in input order, with at most two batches per worker in flight, so memory stays
+bounded by the batch size whatever the corpus size. Each worker times its stages, so the
+benchmark can report MB/s per stage.
+
+>>> from scratchllm.data.sources import Document
+>>> docs = [Document("a", "Hello\\r\\nworld  "), Document("b", "x")]
+>>> [(r.id, r.text) for r in process_documents(docs, Work(clean=CleanConfig()), workers=1)]
+[('a', 'Hello\\nworld'), ('b', 'x')]
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from scratchllm.data.clean import CleanConfig, clean_text
+from scratchllm.data.dedup import DedupConfig, Deduplicator, fingerprint
+from scratchllm.data.filters import Drop, FilterConfig, check
+from scratchllm.data.minhash import MinHasher
+from scratchllm.data.mix import copies, plan_rates
+from scratchllm.data.sources import Document
+from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+
+BATCH_BYTES = 4_000_000
+
+
+@dataclass
+class Work:
+    """Which steps run on each document (None: skip that step)."""
+    clean: CleanConfig | None = None
+    filter: FilterConfig | None = None
+    dedup: DedupConfig | None = None
+
+
+@dataclass
+class Result:
+    """One processed document: its cleaned text, or the rule that dropped it, and its fingerprint."""
+    id: str
+    source: str
+    text: str                   # cleaned text ("" when dropped)
+    bytes_in: int
+    drop: Drop | None = None
+    key: bytes = b""
+    sig: np.ndarray | None = None
+    process: bool = True
+
+
+@dataclass
+class Timings:
+    """CPU seconds spent in each stage (summed over workers) and bytes that entered it.
+
+    CPU time, not wall time: on a shared machine it measures the code, not the neighbours.
+    """
+    seconds: dict = field(default_factory=lambda: collections.defaultdict(float))
+    bytes: dict = field(default_factory=lambda: collections.defaultdict(int))
+
+    def add(self, stage: str, seconds: float, nbytes: int) -> None:
+        self.seconds[stage] += seconds
+        self.bytes[stage] += nbytes
+
+    def merge(self, other: "Timings") -> None:
+        for k in other.seconds:
+            self.add(k, other.seconds[k], other.bytes[k])
+
+
+_worker: dict = {}
+
+
+def _init(work: Work) -> None:
+    _worker["work"] = work
+    _worker["hasher"] = MinHasher(work.dedup.num_perm, work.dedup.shingle, work.dedup.seed) \
+        if work.dedup and work.dedup.near else None
+
+
+def _one(doc: Document, process: bool, work: Work, hasher, t: Timings) -> Result:
+    text = doc.text
+    nbytes = len(text.encode("utf-8"))
+    res = Result(doc.id, doc.source, "", nbytes, process=process)
+    if process and work.clean:
+        t0 = time.process_time()
+        text = clean_text(text, work.clean)
+        t.add("clean", time.process_time() - t0, nbytes)
+    size = len(text.encode("utf-8")) if process and work.clean else nbytes
+    if process and work.filter:
+        t0 = time.process_time()
+        res.drop = check(text, work.filter)
+        t.add("filter", time.process_time() - t0, size)
+        if res.drop:
+            res.text = text[:300]  # an excerpt for the report's examples
+            return res
+    if process and work.dedup:
+        t0 = time.process_time()
+        res.key, res.sig = fingerprint(text, work.dedup, hasher)
+        t.add("minhash", time.process_time() - t0, size)
+    res.text = text
+    return res
+
+
+def _process_batch(batch: list[tuple[Document, bool]]) -> tuple[list[Result], Timings]:
+    t = Timings()
+    return [_one(doc, process, _worker["work"], _worker["hasher"], t) for doc, process in batch], t
+
+
+def _batches(items: Iterable[tuple[Document, bool]]) -> Iterator[list[tuple[Document, bool]]]:
+    batch, size = [], 0
+    for item in items:
+        batch.append(item)
+        size += len(item[0].text)
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def process_documents(docs: Iterable[Document | tuple[Document, bool]], work: Work, workers: int = 2,
+                      timings: Timings | None = None) -> Iterator[Result]:
+    """Clean/filter/fingerprint documents on `workers` processes; results in input order.
+
+    Items may be `(document, process)` pairs: process=False passes a document through untouched.
+    """
+    items = ((d, True) if isinstance(d, Document) else d for d in docs)
+    timings = timings if timings is not None else Timings()
+    if workers <= 1:
+        _init(work)
+        for batch in _batches(items):
+            results, t = _process_batch(batch)
+            timings.merge(t)
+            yield from results
+        return
+    with multiprocessing.get_context().Pool(workers, _init, (work,)) as pool:
+        pending: collections.deque = collections.deque()
+        for batch in _batches(items):
+            pending.append(pool.apply_async(_process_batch, (batch,)))
+            while len(pending) >= 2 * workers or (pending and pending[0].ready()):
+                results, t = pending.popleft().get()
+                timings.merge(t)
+                yield from results
+        while pending:
+            results, t = pending.popleft().get()
+            timings.merge(t)
+            yield from results
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    """Write rows as JSON lines (UTF-8) atomically: a temporary sibling renamed at the end."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def run_clean(docs: Iterable[Document], cfg: CleanConfig, out: Path, workers: int) -> int:
+    """`scratchllm data clean`: cleaned documents as JSONL {"id", "text"}; returns the count."""
+    results = tqdm(process_documents(docs, Work(clean=cfg), workers), desc="clean", unit="doc")
+    return write_jsonl(out, ({"id": r.id, "text": r.text} for r in results))
+
+
+def run_filter(docs: Iterable[Document], cfg: FilterConfig, out: Path, workers: int) -> tuple[int, int]:
+    """`scratchllm data filter`: kept.jsonl and dropped.jsonl (id, rule, value) in `out`."""
+    kept = dropped = 0
+    with atomic_directory(out) as tmp, open(tmp / "kept.jsonl", "w", encoding="utf-8") as fk, \
+            open(tmp / "dropped.jsonl", "w", encoding="utf-8") as fd:
+        for r in tqdm(process_documents(docs, Work(filter=cfg), workers), desc="filter", unit="doc"):
+            if r.drop:
+                dropped += 1
+                fd.write(json.dumps({"id": r.id, "rule": r.drop.rule, "value": r.drop.value}) + "\n")
+            else:
+                kept += 1
+                fk.write(json.dumps({"id": r.id, "text": r.text}, ensure_ascii=False) + "\n")
+    return kept, dropped
+
+
+def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: int) -> tuple[int, int]:
+    """`scratchllm data dedup`: documents.jsonl (kept) and clusters.jsonl (id lists) in `out`."""
+    index = Deduplicator(cfg)
+    with atomic_directory(out) as tmp:
+        spool = tmp / ".all.jsonl"
+        with open(spool, "w", encoding="utf-8") as f:
+            for r in tqdm(process_documents(docs, Work(dedup=cfg), workers), desc="dedup: hash", unit="doc"):
+                index.add(r.id, len(r.text), r.key, r.sig)
+                f.write(json.dumps({"id": r.id, "text": r.text}, ensure_ascii=False) + "\n")
+        result = index.finish()
+        with open(spool, encoding="utf-8") as src:
+            rows = (json.loads(line) for line, keep in zip(src, result.keep) if keep)
+            kept = write_jsonl(tmp / "documents.jsonl", rows)
+        spool.unlink()
+        atomic_write_text(tmp / "clusters.jsonl", "".join(json.dumps(c.ids) + "\n" for c in result.clusters))
+    return kept, len(result.clusters)
+
+
+def run_mix(sources: dict[str, list[Document]], weights: dict[str, float], out: Path, seed: int,
+            total: int = 0, max_epochs: float = 1.0) -> dict[str, float]:
+    """`scratchllm data mix`: sample sources to target shares of UTF-8 bytes; returns the rates."""
+    sizes = {name: float(sum(len(d.text.encode("utf-8")) for d in docs)) for name, docs in sources.items()}
+    rates = plan_rates(sizes, weights, total=total, max_epochs=max_epochs)
+    rows = [{"id": d.id, "source": name, "text": d.text}
+            for name, docs in sources.items() for d in docs for _ in range(copies(rates[name], d.id, seed))]
+    np.random.default_rng(seed).shuffle(rows)
+    write_jsonl(out, tqdm(rows, desc="mix", unit="doc"))
+    return rates
