@@ -26,9 +26,10 @@ HF_CASES = {
     "llama-linear": ("LlamaConfig", dict(COMMON, rope_scaling={"rope_type": "linear", "factor": 2.0})),
     "qwen2": ("Qwen2Config", dict(COMMON, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6)),
     "mistral": ("MistralConfig", dict(COMMON, num_key_value_heads=2, sliding_window=48)),
+    "qwen3": ("Qwen3Config", dict(COMMON, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)),
 }
 ARCH = {"GPT2Config": "GPT2LMHeadModel", "LlamaConfig": "LlamaForCausalLM",
-        "Qwen2Config": "Qwen2ForCausalLM", "MistralConfig": "MistralForCausalLM"}
+        "Qwen2Config": "Qwen2ForCausalLM", "MistralConfig": "MistralForCausalLM", "Qwen3Config": "Qwen3ForCausalLM"}
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> None:

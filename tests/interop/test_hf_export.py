@@ -31,6 +31,7 @@ OURS = {
     "llama-bias": (ModelConfig(**{**LLAMA, "bias": True}, rope_scaling={"type": "linear", "factor": 2.0}),
                    "LlamaForCausalLM"),
     "qwen2": (ModelConfig(**{**LLAMA, "tie_embeddings": True}, n_kv_head=1, qkv_bias=True), "Qwen2ForCausalLM"),
+    "qwen3": (ModelConfig(**LLAMA, n_kv_head=2, qk_norm=True, rope_theta=1e6), "Qwen3ForCausalLM"),
 }
 
 
@@ -96,7 +97,8 @@ UNSUPPORTED = [
     (dict(SMALL, position="none"), "model.position"),
     (dict(SMALL, mlp="relu2"), "model.mlp"),
     (dict(LLAMA, norm="layernorm"), "model.norm"),
-    (dict(LLAMA, qk_norm=True), "model.qk_norm"),
+    (dict(SMALL, qk_norm=True), "model.qk_norm"),
+    (dict(LLAMA, qk_norm=True, qkv_bias=True), "model.qk_norm"),
     (dict(SMALL, logit_softcap=30.0), "model.logit_softcap"),
     (dict(SMALL, n_kv_head=2), "model.n_kv_head"),
     (dict(SMALL, bias=False), "model.bias"),

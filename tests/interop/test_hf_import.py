@@ -17,7 +17,7 @@ from scratchllm.interop.hf import load_hf
 from scratchllm.model.transformer import Transformer
 
 ARCH = {"gpt2": "gpt2", "gpt2-untied": "gpt2", "llama-gqa": "llama", "llama3-scaled": "llama",
-        "llama-linear": "llama", "qwen2": "qwen2", "mistral": "mistral"}
+        "llama-linear": "llama", "qwen2": "qwen2", "mistral": "mistral", "qwen3": "qwen3"}
 
 
 @pytest.mark.parametrize("case", list(HF_CASES))
@@ -33,7 +33,7 @@ def test_logits_match_transformers(hf_dirs, case):
     assert (got - want).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("case", ["gpt2", "llama-gqa", "llama3-scaled", "qwen2", "mistral"])
+@pytest.mark.parametrize("case", ["gpt2", "llama-gqa", "llama3-scaled", "qwen2", "mistral", "qwen3"])
 def test_greedy_generation_matches_transformers(hf_dirs, case):
     path, hf_model = hf_dirs[case]
     ours, _ = load_hf(path)

@@ -15,7 +15,7 @@ from scratchllm.errors import UserError
 def register(subparsers) -> None:
     imp = subparsers.add_parser("import", help="convert a Hugging Face checkpoint into a run directory")
     isub = imp.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
-    h = isub.add_parser("hf", help="config.json + *.safetensors (GPT-2, Llama, Mistral, Qwen2) [+ tokenizer.json]")
+    h = isub.add_parser("hf", help="config.json + *.safetensors (GPT-2, Llama, Mistral, Qwen2, Qwen3) [+ tokenizer.json]")
     h.add_argument("hf_dir", help="Hugging Face model directory (e.g. from huggingface-cli download)")
     h.add_argument("--out", required=True, help="run directory to write (loadable with scratchllm.load)")
     h.add_argument("--no-tokenizer", action="store_true", help="skip tokenizer.json even if present")

@@ -1,6 +1,6 @@
 """Hugging Face `config.json` <-> our `ModelConfig`.
 
-GPT-2 and the Llama family (Llama 2/3, Mistral, Qwen2) are settings of our one `ModelConfig`:
+GPT-2 and the Llama family (Llama 2/3, Mistral, Qwen2, Qwen3) are settings of our one `ModelConfig`:
 this module translates the field names both ways and refuses, with one sentence naming the file
 and the field, anything our `Transformer` would compute differently.
 
@@ -21,10 +21,11 @@ from typing import Any
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
 
-SUPPORTED = ("gpt2", "llama", "mistral", "qwen2")
+SUPPORTED = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
 # HF's names for GPT-2's tanh-approximated GELU (our "gelu" MLP), and Llama's SiLU gate.
 GPT2_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
-ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",
+                 "qwen3": "Qwen3ForCausalLM"}
 
 
 def _need(hf: dict, key: str, where: str) -> Any:
@@ -86,10 +87,14 @@ def _llama_family(hf: dict, where: str, model_type: str) -> ModelConfig:
         raise UserError(f"{where}: field 'partial_rotary_factor' must be 1.0; partial RoPE is not supported")
     theta, scaling = _rope(hf, where)
     block_size = hf.get("max_position_embeddings", 2048)
+    if model_type in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
+        raise UserError(f"{where}: field 'use_sliding_window' is true; sliding-window attention is not supported")
     if model_type == "qwen2":
-        if hf.get("use_sliding_window"):
-            raise UserError(f"{where}: field 'use_sliding_window' is true; sliding-window attention is not supported")
         bias, qkv_bias = False, True  # Qwen2: biases on q/k/v only
+    elif model_type == "qwen3":
+        if hf.get("attention_bias"):
+            raise UserError(f"{where}: field 'attention_bias' is true; only Qwen3 without attention biases is supported")
+        bias, qkv_bias = False, None
     else:
         attn_bias, mlp_bias = hf.get("attention_bias", False), hf.get("mlp_bias", False)
         if attn_bias != mlp_bias:
@@ -105,7 +110,7 @@ def _llama_family(hf: dict, where: str, model_type: str) -> ModelConfig:
         n_kv_head=hf.get("num_key_value_heads") or n_head, n_embd=n_embd,
         mlp_hidden=_need(hf, "intermediate_size", where), norm="rmsnorm",
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)), position="rope", rope_theta=theta,
-        rope_scaling=scaling, mlp="swiglu", bias=bias, qkv_bias=qkv_bias,
+        rope_scaling=scaling, mlp="swiglu", bias=bias, qkv_bias=qkv_bias, qk_norm=model_type == "qwen3",
         tie_embeddings=hf.get("tie_word_embeddings", False),
     )
 
@@ -122,12 +127,15 @@ def config_from_hf(hf: dict, where: str = "config.json") -> tuple[ModelConfig, s
 
 def hf_arch(cfg: ModelConfig) -> str:
     """The HF `model_type` that computes exactly what `cfg` does, or a UserError naming the option to change."""
-    if cfg.qk_norm:
-        raise UserError("model.qk_norm=true has no Hugging Face GPT-2/Llama/Qwen2 equivalent; train with model.qk_norm=false")
     if cfg.logit_softcap is not None:
-        raise UserError("model.logit_softcap has no Hugging Face GPT-2/Llama/Qwen2 equivalent; train with it unset")
+        raise UserError("model.logit_softcap has no Hugging Face GPT-2/Llama/Qwen equivalent; train with it unset")
     gpt2_style = (cfg.norm, cfg.position, cfg.mlp) == ("layernorm", "learned", "gelu")
     llama_style = (cfg.norm, cfg.position, cfg.mlp) == ("rmsnorm", "rope", "swiglu")
+    if cfg.qk_norm:
+        if not llama_style or cfg.bias or cfg.use_qkv_bias:
+            raise UserError("model.qk_norm=true exports only as Qwen3 (rmsnorm, rope, swiglu, no biases); "
+                            "train with model.qk_norm=false or that Llama-style shape with model.bias=false")
+        return "qwen3"
     if gpt2_style:
         if not cfg.bias or not cfg.use_qkv_bias:
             raise UserError("GPT-2 export needs model.bias=true (HF GPT-2 always has biases); retrain with model.bias=true")
@@ -161,7 +169,7 @@ def _legacy_rope_scaling(cfg: ModelConfig) -> dict | None:
 
 
 def config_to_hf(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None = None) -> dict:
-    """The Hugging Face `config.json` dict for `cfg` (GPT-2, Llama or Qwen2 by `hf_arch`)."""
+    """The Hugging Face `config.json` dict for `cfg` (GPT-2, Llama, Qwen2 or Qwen3 by `hf_arch`)."""
     arch = hf_arch(cfg)
     common = {"architectures": [ARCHITECTURES[arch]], "model_type": arch, "vocab_size": cfg.vocab_size,
               "tie_word_embeddings": cfg.tie_embeddings, "bos_token_id": bos_id, "eos_token_id": eos_id,
@@ -181,4 +189,6 @@ def config_to_hf(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None
         out.update(attention_bias=cfg.bias, mlp_bias=cfg.bias)
     else:
         out.update(use_sliding_window=False, sliding_window=None, max_window_layers=cfg.n_layer)
+        if arch == "qwen3":
+            out.update(attention_bias=False)
     return out

@@ -1,4 +1,4 @@
-"""Tensor names and layouts: Hugging Face GPT-2 / Llama / Qwen2 checkpoints <-> our `Transformer`.
+"""Tensor names and layouts: Hugging Face GPT-2 / Llama / Qwen2 / Qwen3 checkpoints <-> our `Transformer`.
 
 Llama-family checkpoints are a pure renaming: HF keeps q, k, v separate, and its RoPE rotates
 (x[i], x[i + d/2]) pairs ("rotate half") exactly as our `position.apply_rope` does, so the q/k
@@ -62,6 +62,9 @@ def _llama_rules(cfg: ModelConfig) -> list[Rule]:
         h, b = f"model.layers.{i}", f"blocks.{i}"
         rules += [Rule(f"{h}.input_layernorm.weight", (f"{b}.attn_norm.weight",)),
                   Rule(f"{h}.post_attention_layernorm.weight", (f"{b}.mlp_norm.weight",))]
+        if cfg.qk_norm:  # Qwen3: RMSNorm over each head's q and k, before RoPE
+            rules += [Rule(f"{h}.self_attn.q_norm.weight", (f"{b}.attn.q_norm.weight",)),
+                      Rule(f"{h}.self_attn.k_norm.weight", (f"{b}.attn.k_norm.weight",))]
         for theirs, ours, has_bias in projections:
             rules.append(Rule(f"{h}.{theirs}.weight", (f"{b}.{ours}.weight",)))
             if has_bias:
