@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,17 @@ def test_import_real_gpt2_tokenizer_json(tmp_path):
     assert ours.vocab_size == 50257 and ours.eot_id == 50256
     for text in MIXED_TEXT:
         assert ours.encode(text, allowed_special="all") == hf_tok(text)["input_ids"], text
+
+
+def test_sentencepiece_style_tokenizer_is_skipped_with_a_note(hf_dirs, tmp_path, cli_main, capsys):
+    """Llama 2 / Mistral ship Metaspace (SentencePiece-style) tokenizers: the model imports, the tokenizer not."""
+    src = tmp_path / "hf"
+    shutil.copytree(hf_dirs["mistral"][0], src)
+    metaspace = {"version": "1.0", "added_tokens": [], "normalizer": None,
+                 "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+                 "model": {"type": "BPE", "vocab": {"<unk>": 0, "\u2581a": 1}, "merges": [], "byte_fallback": True}}
+    (src / "tokenizer.json").write_text(json.dumps(metaspace))
+    out = tmp_path / "run"
+    assert cli_main(["import", "hf", str(src), "--out", str(out)]) == 0
+    assert "not a byte-level BPE tokenizer" in capsys.readouterr().err
+    assert scratchllm.load(out).tokenizer is None

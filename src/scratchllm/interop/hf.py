@@ -15,6 +15,7 @@ The translation lives in three small modules: `hf_config` (config.json <-> Model
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -40,14 +41,22 @@ def load_hf(hf_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, s
     return model.to(device).eval(), arch
 
 
+def _is_byte_level(data: dict) -> bool:
+    pre = data.get("pre_tokenizer") or {}
+    return any(step.get("type") == "ByteLevel" for step in pre.get("pretokenizers", [pre]))
+
+
 def load_hf_tokenizer(hf_dir: str | Path):
-    """Our tokenizer for the directory's byte-level BPE `tokenizer.json`, or None if it has none."""
+    """Our tokenizer for the directory's byte-level BPE `tokenizer.json`; None if it has none, or
+    if it is another kind (SentencePiece-style Llama 2 / Mistral tokenizers have no byte-level form)."""
     path = Path(hf_dir) / "tokenizer.json"
     if not path.is_file():
         return None
     from scratchllm.tokenizer.formats import tokenizer_from_hf_dict
 
     data = read_json(path)
+    if not _is_byte_level(data):
+        return None
     # subtle: GPT-2's tokenizer.json lists <|endoftext|> both in the BPE vocab and as a special added
     # token; it is special (never produced by merges, matched whole), so keep it out of the ranks.
     special = {a.get("content") for a in data.get("added_tokens") or [] if a.get("special")}
@@ -66,6 +75,9 @@ def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Pa
 
     model, arch = load_hf(hf_dir)
     tok = load_hf_tokenizer(hf_dir) if tokenizer else None
+    if tokenizer and tok is None and (Path(hf_dir) / "tokenizer.json").is_file():
+        print(f"note: '{Path(hf_dir) / 'tokenizer.json'}' is not a byte-level BPE tokenizer; "
+              "the run is written without a tokenizer", file=sys.stderr)
     if tok is not None and tok.vocab_size > model.config.vocab_size:
         raise UserError(f"'{Path(hf_dir) / 'tokenizer.json'}' has {tok.vocab_size} tokens but config.json field "
                         f"'vocab_size' is {model.config.vocab_size}; the tokenizer belongs to another model")
