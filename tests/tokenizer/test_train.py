@@ -100,7 +100,8 @@ def test_deterministic_and_special_tokens_at_the_end():
 
 
 def test_small_corpus_stops_when_no_pairs_are_left():
-    tok = Tokenizer.train(["ab ab"], 1000, special_tokens=["<|endoftext|>"], progress=False)
+    with pytest.warns(UserWarning, match="ran out of pairs"):
+        tok = Tokenizer.train(["ab ab"], 1000, special_tokens=["<|endoftext|>"], progress=False)
     assert tok.vocab_size == 256 + 2 + 1  # "ab", " ab", then nothing left to merge
     assert tok.eot_id == 258
 

@@ -19,6 +19,7 @@ tokenizer loaded from OpenAI's files gives OpenAI's ids exactly.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import AbstractSet, Collection, Iterable, Literal
 
 import regex
@@ -246,6 +247,9 @@ class Tokenizer:
                             f"special tokens need at least {256 + len(specials)}")
         vocab = train_bpe(texts, vocab_size - len(specials), pat, specials,
                           num_workers=num_workers, progress=progress)
+        if len(vocab) + len(specials) < vocab_size:
+            warnings.warn(f"the text ran out of pairs to merge: vocabulary has {len(vocab) + len(specials)} ids, "
+                          f"not {vocab_size}; train on more text for a larger vocabulary", stacklevel=2)
         ranks = {b: i for i, b in enumerate(vocab)}
         return cls(ranks, pat, {s: len(vocab) + j for j, s in enumerate(specials)}, name=name)
 
