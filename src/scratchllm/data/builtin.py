@@ -18,6 +18,7 @@ same corpus (another Python version gives a slightly different one).
 
 from __future__ import annotations
 
+import functools
 import sysconfig
 from pathlib import Path
 from typing import Iterator
@@ -30,11 +31,12 @@ _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-pack
               "ensurepip", "turtledemo"}
 
 
-def stdlib_files() -> list[Path]:
+@functools.cache
+def stdlib_files() -> tuple[Path, ...]:
     """The standard library's .py files outside tests and site-packages, in a fixed order."""
     root = Path(sysconfig.get_paths()["stdlib"])
     files = [p for p in root.rglob("*.py") if not _SKIP_DIRS & set(p.relative_to(root).parts)]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    return tuple(sorted(files, key=lambda p: p.relative_to(root).as_posix()))
 
 
 def split_long(text: str, piece_bytes: int = PIECE_BYTES) -> Iterator[str]:

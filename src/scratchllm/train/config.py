@@ -79,8 +79,6 @@ class DataConfig:
     def validate(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {self.val_fraction}")
-        if self.vocab_size < 257:
-            raise UserError(f"data.vocab_size must be at least 257 (256 bytes + end-of-text), got {self.vocab_size}")
 
 
 @dataclass

@@ -86,6 +86,22 @@ def batch_tokens(batch) -> int:
     return next(batch_tokens(b) for b in items if isinstance(b, (torch.Tensor, list, tuple, dict)))
 
 
+def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn: Callable,
+                         device: torch.device, dtype: str = "auto") -> torch.Tensor:
+    """Backward over micro-batches, each loss divided by their number; returns the mean loss (detached).
+
+    The gradients summed in `.grad` are then those of the mean loss over all micro-batches:
+    k micro-batches of b rows equal one batch of k·b rows (for equal-sized micro-batches).
+    """
+    total = torch.zeros((), device=device)
+    for batch in micro_batches:
+        with autocast(device, dtype):
+            loss = loss_fn(model, batch) / len(micro_batches)
+        loss.backward()
+        total += loss.detach()
+    return total
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, val_batches: Iterable, loss_fn: Callable, device: torch.device,
              dtype: str = "auto") -> float:
@@ -177,15 +193,9 @@ class _Trainer:
         lr = lr_at(self.step, self.tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=self.device)
-        n_tokens = 0
-        for _ in range(self.tc.grad_accum):
-            batch = to_device(next(self.batches), self.device)
-            n_tokens += batch_tokens(batch)
-            with autocast(self.device, self.tc.dtype):
-                loss = self.loss_fn(self.model, batch) / self.tc.grad_accum
-            loss.backward()
-            loss_sum += loss.detach()
+        micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
+        loss_sum = accumulate_gradients(self.model, micro, self.loss_fn, self.device, self.tc.dtype)
+        n_tokens = sum(batch_tokens(b) for b in micro)
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
         self.optimizer.step()
