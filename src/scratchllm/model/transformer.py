@@ -34,7 +34,7 @@ from scratchllm.model.attention import Attention
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.flops import flops_per_token
 from scratchllm.model.kv_cache import KVCache
-from scratchllm.model.layers import MLP, make_norm
+from scratchllm.model.layers import MLP, RMSNorm, make_norm
 from scratchllm.model.position import rope_tables, sinusoidal_table
 
 
@@ -91,15 +91,13 @@ class Transformer(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
-            if isinstance(module, nn.Linear) and module.bias is not None:
+            elif isinstance(module, (nn.LayerNorm, RMSNorm)):
+                nn.init.ones_(module.weight)
+            if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
                 nn.init.zeros_(module.bias)
         for name, p in self.named_parameters():
             if name.endswith(("attn.o.weight", "mlp.down.weight")):
                 nn.init.normal_(p, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
-            elif name.endswith("norm.weight") or name.endswith("norm_f.weight"):
-                nn.init.ones_(p)
-            elif "norm" in name and name.endswith(".bias"):
-                nn.init.zeros_(p)
 
     def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, return_attention: bool = False):
         """idx [B, T] → logits [B, T, vocab] (or (logits, weights per layer) with return_attention).
