@@ -127,8 +127,10 @@ class Tokenizer:
 
     def _encode_chunk(self, text: str) -> list[int]:
         out: list[int] = []
+        cache = self._cache
         for piece in self._regex.findall(text):
-            out.extend(self._encode_piece(piece))
+            ids = cache.get(piece)  # inlined cache hit: most pieces of natural text are repeats
+            out.extend(ids if ids is not None else self._encode_piece(piece))
         return out
 
     def encode_ordinary(self, text: str) -> list[int]:

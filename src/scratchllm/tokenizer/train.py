@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing as mp
 import os
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from typing import Iterable
 
 import regex
@@ -118,18 +118,14 @@ def merge_words(counts: dict[str, int], n_tokens: int, progress: bool = True) ->
     vocab = [bytes([i]) for i in range(256)]
     index = {b: i for i, b in enumerate(vocab)}
     words, wcounts = _to_words(counts)
-    pair_counts: dict[int, int] = {}
-    where: dict[int, set[int]] = {}
+    pair_counts: defaultdict[int, int] = defaultdict(int)
+    where: defaultdict[int, set[int]] = defaultdict(set)
     for wi, w in enumerate(words):
         c = wcounts[wi]
         for a, b in zip(w, w[1:]):
             k = a << SHIFT | b
-            pair_counts[k] = pair_counts.get(k, 0) + c
-            s = where.get(k)
-            if s is None:
-                where[k] = {wi}
-            else:
-                s.add(wi)
+            pair_counts[k] += c
+            where[k].add(wi)
     heap = [(-c, k) for k, c in pair_counts.items()]
     heapq.heapify(heap)
     bar = tqdm(total=n_tokens - 256, desc="merge", unit="tok", disable=not progress)
@@ -156,9 +152,9 @@ def merge_words(counts: dict[str, int], n_tokens: int, progress: bool = True) ->
 
 
 def _apply_merge(a: int, b: int, new: int, word_ids: set[int], words: list[list[int]], wcounts: list[int],
-                 pair_counts: dict[int, int], where: dict[int, set[int]], heap: list) -> None:
+                 pair_counts: dict[int, int], where: defaultdict[int, set[int]], heap: list) -> None:
     """Rewrite every word holding the pair (a, b); adjust only the pair counts around each occurrence."""
-    delta: dict[int, int] = {}
+    delta: defaultdict[int, int] = defaultdict(int)
     ab = a << SHIFT | b
     for wi in word_ids:
         w = words[wi]
@@ -186,29 +182,24 @@ def _apply_merge(a: int, b: int, new: int, word_ids: set[int], words: list[list[
         c = wcounts[wi]
         prev_end = -1
         for i in occ:  # pairs that disappear
-            delta[ab] = delta.get(ab, 0) - c
+            delta[ab] -= c
             if i > 0 and i - 1 != prev_end:  # subtle: after an adjacent merge, (b, a) was counted as its right pair
-                k = w[i - 1] << SHIFT | a
-                delta[k] = delta.get(k, 0) - c
+                delta[w[i - 1] << SHIFT | a] -= c
             if i + 2 < n:
-                k = b << SHIFT | w[i + 2]
-                delta[k] = delta.get(k, 0) - c
+                delta[b << SHIFT | w[i + 2]] -= c
             prev_end = i + 1
         m = len(out)
+        last = len(occ_out) - 1
         for j, p in enumerate(occ_out):  # pairs that appear: those touching a merged token
-            ks = []
             if p > 0:
-                ks.append(out[p - 1] << SHIFT | new)
+                k = out[p - 1] << SHIFT | new
+                delta[k] += c
+                where[k].add(wi)
             # (new, new) of two adjacent merges is counted once, as the right one's left pair
-            if p + 1 < m and not (j + 1 < len(occ_out) and occ_out[j + 1] == p + 1):
-                ks.append(new << SHIFT | out[p + 1])
-            for k in ks:
-                delta[k] = delta.get(k, 0) + c
-                s = where.get(k)
-                if s is None:
-                    where[k] = {wi}
-                else:
-                    s.add(wi)
+            if p + 1 < m and not (j < last and occ_out[j + 1] == p + 1):
+                k = new << SHIFT | out[p + 1]
+                delta[k] += c
+                where[k].add(wi)
         words[wi] = out
     for k, d in delta.items():
         if d:
