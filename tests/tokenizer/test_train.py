@@ -113,3 +113,17 @@ def test_bad_arguments():
         Tokenizer.train(["x"], 300, pattern="(", progress=False)
     with pytest.raises(UserError, match="twice"):
         Tokenizer.train(["x"], 300, special_tokens=["<|a|>", "<|a|>"], progress=False)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4", "o200k"])
+def test_cutting_long_documents_changes_no_piece(monkeypatch, pattern):
+    import scratchllm.tokenizer.train as train
+    from scratchllm.tokenizer.patterns import resolve_pattern
+
+    rng = random.Random(0)
+    bits = ["word", " ", "\n", "\n\n", " \n", "\r\n", ".", "!\n", "12345", "  ", "\t", "é", "'s", "X"]
+    text = "".join(rng.choice(bits) for _ in range(3000))
+    pat = resolve_pattern(pattern)
+    monkeypatch.setattr(train, "CHUNK_CHARS", 50)
+    assert len(list(train._cut_long(text))) > 20
+    assert count_pretokens([text], pat, num_workers=1, progress=False) == Counter(regex.findall(pat, text))
