@@ -71,6 +71,10 @@ def test_tiktoken_backend_and_batch(openai_pair, name):
         assert ours.encode_batch(texts) == expect
         with pytest.raises(UserError):
             ours.encode("<|endoftext|>")
+        with pytest.raises(UserError):
+            ours.encode_batch(["a", "<|endoftext|>"])
+        eot = "x<|endoftext|>"
+        assert ours.encode_batch([eot], allowed_special="all") == [ref.encode(eot, allowed_special="all")]
     finally:
         ours.backend = "python"
 

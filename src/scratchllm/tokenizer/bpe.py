@@ -153,6 +153,20 @@ class Tokenizer:
             self._special_regex_cache[key] = pat
         return pat
 
+    def _allowed_specials(self, text: str, allowed_special, disallowed_special) -> set[str]:
+        """The special tokens to honour in `text`; a UserError if it holds a disallowed one."""
+        if allowed_special == "all":
+            allowed_special = self.special_tokens.keys()
+        if disallowed_special == "all":
+            disallowed_special = self.special_tokens.keys() - set(allowed_special)
+        if disallowed_special:
+            m = self._special_regex(set(disallowed_special)).search(text)
+            if m:
+                raise UserError(
+                    f"text contains the special token {m.group()!r}; pass allowed_special={{{m.group()!r}}} "
+                    "(or 'all') to encode it as a special token, or disallowed_special=() to encode it as text")
+        return set(allowed_special) & self.special_tokens.keys()
+
     def encode(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Ids of `text` with tiktoken's special-token rules.
@@ -167,17 +181,7 @@ class Tokenizer:
         >>> len(tok.encode("<|endoftext|>", disallowed_special=()))
         13
         """
-        if allowed_special == "all":
-            allowed_special = self.special_tokens.keys()
-        if disallowed_special == "all":
-            disallowed_special = self.special_tokens.keys() - set(allowed_special)
-        if disallowed_special:
-            m = self._special_regex(set(disallowed_special)).search(text)
-            if m:
-                raise UserError(
-                    f"text contains the special token {m.group()!r}; pass allowed_special={{{m.group()!r}}} "
-                    "(or 'all') to encode it as a special token, or disallowed_special=() to encode it as text")
-        allowed = set(allowed_special) & self.special_tokens.keys()
+        allowed = self._allowed_specials(text, allowed_special, disallowed_special)
         if self._backend == "tiktoken":
             return self.to_tiktoken().encode(text, allowed_special=allowed, disallowed_special=())
         try:
@@ -199,12 +203,12 @@ class Tokenizer:
         """`encode` of each text, spread over `num_workers` processes (default: all cores) for big batches."""
         workers = num_workers or os.cpu_count() or 1
         if self._backend == "tiktoken":
-            allowed = kwargs.get("allowed_special", frozenset())
-            if allowed == "all":
-                allowed = set(self.special_tokens)
-            disallowed = kwargs.get("disallowed_special", "all")
+            allowed = set()
+            for t in texts:  # tiktoken would raise its own ValueError; check here for our message
+                allowed |= self._allowed_specials(t, kwargs.get("allowed_special", frozenset()),
+                                                  kwargs.get("disallowed_special", "all"))
             return self.to_tiktoken().encode_batch(texts, num_threads=workers, allowed_special=allowed,
-                                                   disallowed_special=disallowed)
+                                                   disallowed_special=())
         if workers <= 1 or len(texts) < 2 * workers or sum(map(len, texts)) < 1_000_000:
             return [self.encode(t, **kwargs) for t in texts]
         from scratchllm.tokenizer.parallel import parallel_encode

@@ -90,7 +90,13 @@ def cmd_train(args) -> int:
 def cmd_encode(args) -> int:
     tok = _load(args.tokenizer)
     text = sys.stdin.read()
-    ids = tok.encode(text, allowed_special="all") if args.allow_special else tok.encode(text)
+    if args.allow_special:
+        ids = tok.encode(text, allowed_special="all")
+    else:
+        try:
+            ids = tok.encode(text)
+        except UserError as e:
+            raise UserError(f"{e} (on the command line: --allow-special)") from None
     print(json.dumps(ids))
     return 0
 
