@@ -38,7 +38,7 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 _START = re.compile(
     r"^\W*(?:\*+\s*START\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG"
     r"|\*+\s*END\W*THE\s+SMALL\s+PRINT"
-    r"|\*+\s*SMALL\s+PRINT!?\s+FOR\s+\W*COMPLETE\s+SHAKESPEARE"
+    r"|\*+\s*SMALL\s+PRINT!?\s+FOR\s+[\W_]*COMPLETE\s+SHAKESPEARE"
     r"|START\s+OF\s+(?:THE|THIS)\s+PROJECT\s+GUTENBERG\s+E(?:BOOK|TEXT)).*$",
     re.IGNORECASE | re.MULTILINE,
 )
