@@ -145,3 +145,15 @@ def test_unknown_id_and_backend():
         tok.decode([999])
     with pytest.raises(UserError, match="unknown tokenizer backend"):
         tok.backend = "rust"
+
+
+def test_hf_import_gpt2_style_special_in_vocab(openai_pair):
+    # GPT-2's own tokenizer.json: <|endoftext|> is both vocab entry 50256 and a special added token
+    ours, ref = openai_pair("gpt2")
+    d = formats.to_hf_dict(ours)
+    d["model"]["vocab"]["<|endoftext|>"] = 50256
+    d["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    tok = formats.tokenizer_from_hf_dict(d)
+    assert tok.eot_id == 50256 and tok.ranks == ours.ranks and tok.pattern == ours.pattern
+    text = "Hello<|endoftext|> world"
+    assert tok.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")

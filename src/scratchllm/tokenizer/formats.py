@@ -200,12 +200,16 @@ def tokenizer_from_hf_dict(d: dict, name: str = "") -> Tokenizer:
     if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise UserError("tokenizer.json has no byte-level BPE model; only byte-level BPE tokenizers can be imported")
     decoder = {c: b for b, c in bytes_to_unicode().items()}
+    vocab_ids = set(model["vocab"].values())
+    # subtle: GPT-2's file lists <|endoftext|> in the BPE vocab *and* as a special added token; a
+    # special token is matched whole, never made by merges, so it leaves the ranks
+    specials = {a["content"]: a["id"] for a in d.get("added_tokens") or []
+                if a.get("special") or a["id"] not in vocab_ids}
     try:
-        ranks = {_unicode_to_bytes(s, decoder): i for s, i in model["vocab"].items()}
+        ranks = {_unicode_to_bytes(s, decoder): i for s, i in model["vocab"].items() if s not in specials}
     except KeyError:
         raise UserError("tokenizer.json vocabulary is not byte-level (GPT-2 byte alphabet); "
                         "only byte-level BPE tokenizers can be imported") from None
-    specials = {a["content"]: a["id"] for a in d.get("added_tokens", []) if a["id"] not in ranks.values()}
     return Tokenizer(ranks, _hf_pattern(d.get("pre_tokenizer")), specials, name=name)
 
 
