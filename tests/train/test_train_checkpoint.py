@@ -24,7 +24,7 @@ def model():
 def test_save_run_weights_then_load_run_round_trip(tmp_path):
     torch.manual_seed(0)
     model = Transformer(tiny_config("model.vocab_size=320").model)
-    tok = Tokenizer.train(["hello world, hello there"] * 5, vocab_size=300, progress=False)
+    tok = Tokenizer.train([f"hello world {i}, hello there {i * 7}" for i in range(200)], vocab_size=300, progress=False)
     ckpt.save_run_weights(tmp_path, model, tok, step=3)
     run = ckpt.load_run(tmp_path)
     x = torch.randint(0, 60, (2, 10))

@@ -50,7 +50,7 @@ def test_too_little_data_for_a_window(token_dir):
 
 @pytest.fixture(scope="module")
 def tok():
-    return Tokenizer.train(["def f(x):\n    return x + 1\n"] * 30, vocab_size=300, progress=False)
+    return Tokenizer.train([f"def f{i}(x):\n    return x + {i} * word\n" for i in range(300)], vocab_size=300, progress=False)
 
 
 def test_token_dir_split_by_document_with_byte_counts(tok, tmp_path):

@@ -104,3 +104,13 @@ def test_gradient_checkpointing_gives_the_same_step(token_dir, tmp_path):
     a = train(_model(plain), plain, TokenLoader(token_dir, "train", 16, 4), tmp_path / "a", quiet=True)
     b = train(_model(ckpt), ckpt, TokenLoader(token_dir, "train", 16, 4), tmp_path / "b", quiet=True)
     assert a.final["loss"] == pytest.approx(b.final["loss"], abs=1e-5)
+
+
+def test_time_budget_ends_the_run_early_with_a_decayed_lr(token_dir, tmp_path):
+    cfg = tiny_config("train.max_steps=100000", "train.max_minutes=0.02", "train.warmup_steps=0")
+    val = window_batches(val_windows(token_dir, 16, 8), 4)
+    result = train(_model(cfg), cfg, TokenLoader(token_dir, "train", 16, 4), tmp_path, val_batches=val, quiet=True)
+    assert 1 < result.step < 100000 and not result.interrupted
+    assert "val_loss" in result.final
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[-1] < 0.2 * cfg.train.max_lr and lrs[-1] < lrs[0]

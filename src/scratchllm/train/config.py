@@ -35,6 +35,7 @@ class TrainConfig:
     batch_size: int = 16          # sequences per micro-batch
     grad_accum: int = 1           # micro-batches per optimizer step
     max_steps: int = 1000         # optimizer steps
+    max_minutes: float = 0.0      # wall-clock budget (0 = none); see schedule.lr_at. Not bitwise reproducible.
     max_lr: float = 6e-4
     min_lr: float = 6e-5
     schedule: Literal["cosine", "wsd", "constant"] = "cosine"
@@ -58,6 +59,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every"):
             if getattr(self, name) <= 0:
                 raise UserError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.max_minutes < 0:
+            raise UserError(f"train.max_minutes must be >= 0 (0 = no time limit), got {self.max_minutes}")
         if self.warmup_steps < 0 or self.eval_every < 0 or self.checkpoint_every < 0:
             raise UserError("train.warmup_steps, train.eval_every and train.checkpoint_every must be >= 0")
         if not 0 <= self.decay_frac <= 1:

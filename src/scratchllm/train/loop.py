@@ -167,6 +167,9 @@ class _Trainer:
         self.model = torch.compile(self.raw) if self.tc.compile else self.raw
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = self.tokens = 0
+        self.seconds_before = 0.0  # training time of earlier segments of a resumed run
+        self.started = time.perf_counter()
+        self.lr = 0.0
         self.peak = device_peak_flops(self.device)
 
     def restore(self) -> None:
@@ -178,21 +181,29 @@ class _Trainer:
         if "loader" in found.state and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(found.state["loader"])
         self.step, self.tokens = found.step, found.state.get("tokens", 0)
+        self.seconds_before = found.state.get("train_seconds", 0.0)
         self.metrics.truncate_after(self.step)
         tqdm.write(f"resumed from {found.path} (step {self.step}, {self.tokens:,} tokens)")
 
     def save(self) -> Path:
-        state = {"tokens": self.tokens, "rng": ckpt.rng_state()}
+        state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
         return ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state,
                                     keep=self.tc.keep_checkpoints)
 
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def time_frac(self) -> float:
+        """Fraction of the time budget used (0 without one)."""
+        return self.seconds() / (60 * self.tc.max_minutes) if self.tc.max_minutes else 0.0
+
     def train_step(self) -> tuple[torch.Tensor, float, int]:
         """One optimizer step over grad_accum micro-batches: (mean loss, grad norm, tokens)."""
-        lr = lr_at(self.step, self.tc)
+        self.lr = lr_at(self.step, self.tc, self.time_frac())
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = self.lr
         micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
         loss_sum = accumulate_gradients(self.model, micro, self.loss_fn, self.device, self.tc.dtype)
         n_tokens = sum(batch_tokens(b) for b in micro)
@@ -222,15 +233,17 @@ class _Trainer:
 
     def run(self) -> TrainResult:
         tc, start = self.tc, time.perf_counter()
+        self.started = start
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval_loss, interval_steps, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         with _StopOnSigint() as stop:
-            while self.step < tc.max_steps and not stop.requested:
+            last = self.step >= tc.max_steps
+            while not last and not stop.requested:
                 loss, grad_norm, n = self.train_step()
                 interval_loss, interval_steps, interval_tokens = interval_loss + loss, interval_steps + 1, interval_tokens + n
                 bar.update(1)
-                last = self.step == tc.max_steps
+                last = self.step >= tc.max_steps or self.time_frac() >= 1
                 do_eval = last or (tc.eval_every and self.step % tc.eval_every == 0)
                 if self.step % tc.log_every and not do_eval and not last:
                     continue
@@ -238,7 +251,7 @@ class _Trainer:
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - t0
                 record = {"step": self.step, "tokens": self.tokens, "loss": float(interval_loss) / interval_steps,
-                          "lr": lr_at(self.step - 1, tc), "grad_norm": float(grad_norm),
+                          "lr": self.lr, "grad_norm": float(grad_norm),
                           **self._rates(interval_tokens, seconds, self.cfg.model.block_size)}
                 if do_eval:
                     record.update(self.validate())
@@ -251,9 +264,12 @@ class _Trainer:
         bar.close()
         self.save()
         wall = time.perf_counter() - start
-        if stop.requested and self.step < tc.max_steps:
+        interrupted = stop.requested and not last
+        if interrupted:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
-        return TrainResult(self.step, self.tokens, wall, stop.requested and self.step < tc.max_steps, record)
+        elif self.step < tc.max_steps:
+            tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
+        return TrainResult(self.step, self.tokens, wall, interrupted, record)
 
 
 def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn: Callable = next_token_loss,

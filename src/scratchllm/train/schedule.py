@@ -22,8 +22,14 @@ import math
 from scratchllm.train.config import TrainConfig
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate for optimizer step `step` (0-based) of `cfg.max_steps`."""
+def lr_at(step: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
+    """The learning rate for optimizer step `step` (0-based) of `cfg.max_steps`.
+
+    With a time budget (`train.max_minutes`), `time_frac` is the fraction of it used so far; the
+    schedule then runs on whichever clock is further along, so a run cut short by time still
+    warms up, decays and ends at min_lr instead of stopping at its peak rate.
+    """
+    step = max(step, time_frac * cfg.max_steps)
     last = cfg.max_steps - 1
     if step < cfg.warmup_steps:
         return cfg.max_lr * (step + 1) / cfg.warmup_steps
