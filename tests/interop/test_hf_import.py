@@ -42,6 +42,19 @@ def test_greedy_generation_matches_transformers(hf_dirs, case):
     assert torch.equal(greedy_ours(ours, prompt, 32), greedy_hf(hf_model, prompt, 32))
 
 
+@pytest.mark.parametrize("case", ["gpt2", "qwen2", "llama-gqa"])
+def test_imported_model_is_an_ordinary_trainable_model(hf_dirs, case):
+    """Built on the meta device and filled: no tensor is left on meta, a tied matrix is one Parameter."""
+    path, hf_model = hf_dirs[case]
+    ours, _ = load_hf(path)
+    assert ours.num_params() == hf_model.num_parameters()
+    assert all(not t.is_meta for t in [*ours.parameters(), *ours.buffers()])
+    assert all(p.requires_grad for p in ours.parameters())
+    assert (ours.lm_head.weight is ours.tok_emb.weight) == ours.config.tie_embeddings
+    ours(random_batch(VOCAB, seed=8)).sum().backward()
+    assert ours.tok_emb.weight.grad is not None
+
+
 def test_imported_config_fields(hf_dirs):
     gqa, _ = load_hf(hf_dirs["llama-gqa"][0])
     cfg = gqa.config

@@ -19,26 +19,51 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from scratchllm.errors import UserError
 from scratchllm.interop.hf_config import config_from_hf, config_to_hf
 from scratchllm.interop.hf_files import read_hf_config, read_hf_weights, read_json
 from scratchllm.interop.hf_weights import hf_to_ours, ours_to_hf
+from scratchllm.model.config import ModelConfig
+from scratchllm.model.position import rope_tables
 from scratchllm.utils.atomic import atomic_directory
+
+
+def skeleton(cfg: ModelConfig) -> torch.nn.Module:
+    """Our `Transformer` on the meta device: every name and shape, no memory and no random init.
+
+    Random init is the slow part of building a model (16 s for GPT-2 124M on 2 CPU cores) and a
+    checkpoint overwrites it anyway, so conversions build this and fill it with real tensors.
+    """
+    from scratchllm.model.transformer import Transformer
+
+    with torch.device("meta"):
+        return Transformer(cfg)
+
+
+def _fill(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Put `state` into a `skeleton` and compute the tables that are not weights (RoPE cos/sin)."""
+    cfg = model.config
+    model.load_state_dict(state, strict=True, assign=True)
+    if cfg.tie_embeddings:
+        model.lm_head.weight = model.tok_emb.weight   # assign made two Parameters; one matrix, as built
+    if cfg.position == "rope":
+        model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta, cfg.rope_scaling)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:  # a tensor the Transformer gained that this function does not know how to compute
+        raise RuntimeError(f"interop: no value for {left} after loading; update interop.hf._fill")
+    return model
 
 
 def load_hf(hf_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, str]:
     """Our `Transformer` (eval mode, fp32) holding a Hugging Face checkpoint's weights, and its HF model_type."""
-    from scratchllm.model.transformer import Transformer
-
     hf_dir = Path(hf_dir)
     cfg, arch = config_from_hf(read_hf_config(hf_dir), where=str(hf_dir / "config.json"))
     tensors, sources = read_hf_weights(hf_dir)
-    model = Transformer(cfg)
+    model = skeleton(cfg)
     state = hf_to_ours(tensors, sources, model, arch)
-    model.load_state_dict(state, strict=True)
-    return model.to(device).eval(), arch
+    return _fill(model, state).to(device).eval(), arch
 
 
 def _is_byte_level(data: dict) -> bool:
@@ -110,19 +135,48 @@ def _write_tokenizer(tok, tmp: Path, eot: int | None, max_len: int) -> None:
     (tmp / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
 
 
-def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:
-    """Write a Hugging Face directory (config, weights, tokenizer) for a run's checkpoint."""
-    import scratchllm
+def _run_weights(run_dir: Path, step: int | None, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """A run checkpoint's tensors (verified checksums), checked name by name against `cfg`'s model."""
+    from scratchllm.train.checkpoint import find_checkpoint
 
-    run = scratchllm.load(run_dir, step=step)
-    cfg = run.model.config
-    tok = run.tokenizer
+    ckpt = find_checkpoint(run_dir, step)
+    state = load_file(str(ckpt.path / "model.safetensors"))
+    if cfg.tie_embeddings:  # a tied matrix is stored once, under either name
+        shared = state.get("tok_emb.weight", state.get("lm_head.weight"))
+        if shared is not None:
+            state.setdefault("tok_emb.weight", shared)
+            state.setdefault("lm_head.weight", shared)
+    for name, want in skeleton(cfg).state_dict().items():
+        got = state.get(name)
+        if got is None or got.shape != want.shape:
+            found = "is missing" if got is None else f"has shape {list(got.shape)}"
+            raise UserError(f"checkpoint '{ckpt.path}': tensor '{name}' {found} but config.toml's [model] implies "
+                            f"{list(want.shape)}; the run directory mixes files of two runs")
+    return state
+
+
+def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:
+    """Write a Hugging Face directory (config, weights, tokenizer) for a run's checkpoint.
+
+    A file conversion: the weights go from the checkpoint to the new file without building a model.
+    """
+    from scratchllm.train.config import load_run_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a run")
+    cfg = load_run_config(run_dir).model
+    tok = None
+    if (run_dir / "tokenizer.json").is_file():
+        from scratchllm.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(str(run_dir / "tokenizer.json"))
     if tok is not None and not hasattr(tok, "special_tokens"):
         raise UserError(f"run '{run_dir}' has a character-level tokenizer, which has no Hugging Face format; "
                         "export a run trained with a BPE tokenizer")
     eot = _special_id(tok, ("<|endoftext|>",)) if tok is not None else None
     cfg_hf = config_to_hf(cfg, bos_id=eot, eos_id=eot)   # raises first: nothing is written for an unsupported model
-    tensors = ours_to_hf(run.model.state_dict(), cfg, cfg_hf["model_type"])
+    tensors = ours_to_hf(_run_weights(run_dir, step, cfg), cfg, cfg_hf["model_type"])
     out = Path(out)
     with atomic_directory(out) as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
