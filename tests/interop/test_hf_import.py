@@ -89,11 +89,12 @@ def test_sharded_checkpoint(tmp_path):
         assert (ours(idx) - hf_model(idx).logits).abs().max() <= 1e-4
 
 
-def test_import_command_writes_a_loadable_run(hf_dirs, tmp_path, cli_main):
+@pytest.mark.parametrize("case", ["gpt2", "llama-gqa"])
+def test_import_command_writes_a_loadable_run(hf_dirs, tmp_path, cli_main, case):
     from scratchllm.tokenizer.formats import export_hf as export_tokenizer
 
     src = tmp_path / "hf"
-    shutil.copytree(hf_dirs["llama-gqa"][0], src)
+    shutil.copytree(hf_dirs[case][0], src)
     tok = tiny_tokenizer()
     export_tokenizer(tok, src / "tokenizer.json")
     out = tmp_path / "runs" / "imported"
@@ -101,7 +102,7 @@ def test_import_command_writes_a_loadable_run(hf_dirs, tmp_path, cli_main):
     run = scratchllm.load(out)
     idx = random_batch(VOCAB, seed=6)
     with torch.no_grad():
-        assert (run.model(idx) - hf_dirs["llama-gqa"][1](idx).logits).abs().max() <= 1e-4
+        assert (run.model(idx) - hf_dirs[case][1](idx).logits).abs().max() <= 1e-4
     for text in MIXED_TEXT:
         assert run.tokenizer.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
 

@@ -124,7 +124,9 @@ def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model:
             shown = tuple(reversed(expected)) if rule.conv1d and t.ndim == 2 else expected
             raise _shape_error(rule.hf, tensors[rule.hf].shape, shown, sources.get(rule.hf, "weights"), arch)
         for name, part in zip(rule.ours, t.split([s[0] for s in want], dim=0)):
-            out[name] = part.to(target[name].dtype).contiguous()
+            part = part.to(target[name].dtype)
+            # subtle: split parts are views of one storage; each parameter needs its own to be saved.
+            out[name] = part.clone() if len(rule.ours) > 1 else part.contiguous()
     known = {r.hf for r in rules} | {"lm_head.weight"}
     extra = [k for k in tensors if k not in known and not k.endswith(IGNORED_SUFFIXES)]
     if extra:
