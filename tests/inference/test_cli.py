@@ -40,10 +40,11 @@ def test_generate_streams_the_greedy_continuation(run_dir, capsys):
     assert capsys.readouterr().out == "Hi" + expected + "\n"
 
 
-def test_generate_with_a_too_long_prompt_is_a_user_error(run_dir):
+def test_generate_with_a_too_long_prompt_is_a_user_error(run_dir, capsys):
     args = parse(["generate", "--run", str(run_dir[0]), "--prompt", "x" * 100, "--device", "cpu"])
     with pytest.raises(UserError, match="block_size=64"):
         args.func(args)
+    assert capsys.readouterr().out == ""              # the error comes before any echo
 
 
 def test_chat_answers_each_line_and_survives_errors(run_dir, capsys, monkeypatch):

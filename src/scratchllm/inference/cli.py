@@ -60,12 +60,16 @@ def _unescape(text: str) -> str:
     return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
-def _stream(run, args, prompt: str) -> None:
+def _stream(run, args, prompt: str, echo: str) -> None:
+    """Print `echo` and then the continuation of `prompt`, piece by piece as it is generated."""
     from scratchllm.inference.engine import generate_text
 
     pieces = generate_text(run.model, run.tokenizer, prompt, max_new_tokens=args.max_new_tokens,
                            temperature=args.temperature, top_k=args.top_k or None, top_p=args.top_p,
                            stop=[_unescape(s) for s in args.stop], seed=args.seed)
+    # The first piece runs the prefill, so a bad prompt fails before anything is printed.
+    sys.stdout.write(echo + next(pieces, ""))
+    sys.stdout.flush()
     for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -79,9 +83,7 @@ def cmd_generate(args) -> int:
             raise UserError(f"prompt file '{path}' does not exist; check the path")
         prompt = path.read_text(encoding="utf-8")
     run = _load(args)
-    if not args.no_echo:
-        sys.stdout.write(prompt)
-    _stream(run, args, prompt)
+    _stream(run, args, prompt, echo="" if args.no_echo else prompt)
     sys.stdout.write("\n")
     return 0
 
@@ -99,10 +101,10 @@ def cmd_chat(args) -> int:
         if not line.strip():
             continue
         try:
-            sys.stdout.write(line)
-            _stream(run, args, line)
+            _stream(run, args, line, echo=line)
         except UserError as e:          # e.g. a prompt longer than the context: say so, keep the session
-            print(f"\nerror: {e}", file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
+            continue
         except KeyboardInterrupt:
             sys.stdout.write(" [stopped]")
         print()
