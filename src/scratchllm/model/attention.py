@@ -48,8 +48,14 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int
         # subtle: is_causal aligns the triangle top-left, which is wrong once a cache offsets the
         # queries; chunked prefill after a cache needs the explicit mask. One query sees all keys.
         mask = causal_mask(n_query, n_key, start, q.device)
+    gqa = k.shape[1] != q.shape[1]
+    if gqa and mask is not None:
+        # Only the FlashAttention kernel takes enable_gqa, and it takes no mask: with a mask, copy
+        # the kv heads so the memory-efficient kernel can run instead of the O(T·S) math fallback.
+        group = q.shape[1] // k.shape[1]
+        k, v, gqa = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), False
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                          is_causal=is_causal, enable_gqa=k.shape[1] != q.shape[1])
+                                          is_causal=is_causal, enable_gqa=gqa)
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
