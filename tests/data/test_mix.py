@@ -1,5 +1,7 @@
 """Mixing: token shares within 2% of target, determinism, epochs, budgets."""
 
+import functools
+
 import pytest
 
 from conftest import prose
@@ -9,6 +11,7 @@ from scratchllm.data.stages import run_mix
 from scratchllm.errors import UserError
 
 
+@functools.lru_cache(maxsize=1)
 def _sources():
     # three sources of very different sizes and document lengths
     return {
