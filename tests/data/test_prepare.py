@@ -9,7 +9,7 @@ from conftest import prose, write_jsonl
 from scratchllm.cli import main
 from scratchllm.data.download import download
 from scratchllm.data.prepare import prepare
-from scratchllm.data.recipe import SourceConfig, load_recipe, recipe_from_dict
+from scratchllm.data.recipe import load_recipe, recipe_from_dict
 from scratchllm.data.shards import list_shards, read_shard
 from scratchllm.errors import UserError
 

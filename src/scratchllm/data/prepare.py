@@ -27,7 +27,6 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
