@@ -138,13 +138,14 @@ def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model:
 
 
 def ours_to_hf(state: dict[str, torch.Tensor], cfg: ModelConfig, arch: str) -> dict[str, torch.Tensor]:
-    """The HF checkpoint tensors for our state dict (fresh contiguous tensors, safe for save_file)."""
+    """The HF checkpoint tensors for our state dict (contiguous, on the CPU: ready for save_file)."""
     out = {}
     prefix = GPT2_PREFIX if arch == "gpt2" else ""
     for rule in weight_rules(cfg, arch):
-        t = torch.cat([state[name] for name in rule.ours], dim=0)
+        parts = [state[name] for name in rule.ours]
+        t = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
         if rule.conv1d and t.ndim == 2:
             t = t.T
         name = rule.hf if rule.hf == "lm_head.weight" else prefix + rule.hf
-        out[name] = t.detach().to("cpu").clone().contiguous()
+        out[name] = t.detach().to("cpu").contiguous()
     return out
