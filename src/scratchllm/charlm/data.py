@@ -138,12 +138,13 @@ def examples(corpus: Corpus, items: list[str], context: int) -> tuple[torch.Tens
     boundary target, so `.emma.` with context 3 gives `... -> e`, `..e -> m`, ..., `mma -> .`.
     """
     tok, pad = corpus.tokenizer, corpus.pad_id
-    xs, ys = [], []
+    seq: list[int] = []
+    is_target: list[bool] = []
     for item in items:
-        ids = tok.encode(item)
-        if corpus.mode == "lines":
-            ids = ids + [tok.eot_id]
-        seq = torch.tensor([pad] * context + ids, dtype=torch.long)
-        xs.append(seq[:-1].unfold(0, context, 1))
-        ys.append(seq[context:])
-    return torch.cat(xs), torch.cat(ys)
+        ids = tok.encode(item) + ([tok.eot_id] if corpus.mode == "lines" else [])
+        seq += [pad] * context + ids
+        is_target += [False] * context + [True] * len(ids)
+    # One pass over the whole sequence: every window of context+1 ending on a real character.
+    windows = torch.tensor(seq, dtype=torch.long).unfold(0, context + 1, 1)
+    windows = windows[torch.tensor(is_target[context:])]
+    return windows[:, :-1].contiguous(), windows[:, -1].contiguous()

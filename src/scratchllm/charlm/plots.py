@@ -30,7 +30,7 @@ def _pyplot():
 
 def _save(fig, path: str | Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)
     _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -60,6 +60,7 @@ def bigram_heatmap(counts: torch.Tensor, itos: list[str], path: str | Path) -> N
         ax.set_xticks(range(V), labels, fontsize=6)
         ax.set_yticks(range(V), labels, fontsize=6)
     ax.set_title("bigram counts: row = this character, column = the next (colour: log count)")
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -81,6 +82,7 @@ def embedding_scatter(weights: torch.Tensor, itos: list[str], path: str | Path) 
     ax.set_ylabel(axes[1])
     ax.set_title("character embeddings (similar roles end up close)")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -94,4 +96,5 @@ def lr_sweep(lrs: list[float], losses: list[float], path: str | Path) -> None:
     ax.set_ylabel("minibatch loss")
     ax.set_title("learning-rate sweep: pick the peak a little below where the loss turns up")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     _save(fig, path)

@@ -46,6 +46,7 @@ class CharLMConfig:
     data: str = ""                                      # "" = the built-in Unicode words (offline)
     mode: Literal["auto", "lines", "stream"] = "auto"   # one item per line, or one long text
     seed: int = 42                                      # the split's shuffle and the training randomness
+    plots: bool = True                                  # write the PNG figures (heatmap, embeddings)
 
 
 @dataclass
@@ -88,7 +89,8 @@ def _fit_bigram(run: BigramRun, corpus: Corpus, out: Path, progress: bool):
     xa, ya = examples(corpus, corpus.items, 1)
     # The makemore figure: counts from the whole file, scored on the whole file.
     full = CountingBigram.fit(xa[:, 0], ya, V, run.bigram.smoothing)
-    plots.bigram_heatmap(full.counts, corpus.tokenizer.itos, out / "bigram.png")
+    if run.charlm.plots:
+        plots.bigram_heatmap(full.counts, corpus.tokenizer.itos, out / "bigram.png")
     score = lambda xy: model.nll(xy[0][:, 0], xy[1])  # noqa: E731
     return model, 0, score, {"nll_full": full.nll(xa[:, 0], ya)}
 
@@ -109,7 +111,8 @@ def _fit_mlp(run: MLPRun, corpus: Corpus, out: Path, progress: bool):
     log = MetricsLog(out / "metrics.jsonl")
     train_mlp(model, _xy(corpus, "train", cfg.context), _xy(corpus, "val", cfg.context),
               seed=run.charlm.seed, log=log.write, progress=progress)
-    plots.embedding_scatter(model.emb.weight, corpus.tokenizer.itos, out / "embeddings.png")
+    if run.charlm.plots:
+        plots.embedding_scatter(model.emb.weight, corpus.tokenizer.itos, out / "embeddings.png")
     score = lambda xy: evaluate(model, *xy)  # noqa: E731
     return model, cfg.steps, score, {}
 
