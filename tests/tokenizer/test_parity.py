@@ -94,3 +94,24 @@ def test_property_parity_and_roundtrip(openai_pair, name, text):
     assert ids == ref.encode(text, disallowed_special=())
     fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     assert ours.decode(ids) == fixed  # round trip (lone surrogates come back as U+FFFD)
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_long_pieces(openai_pair, name):
+    ours, ref = openai_pair(name)
+    import base64
+    import random
+
+    blob = base64.b64encode(random.Random(0).randbytes(3000)).decode()
+    for text in ["a" * 5000, " " * 3000 + "x", "\n" * 2000, blob, "ab" * 2000, "é" * 1500, "1" * 999]:
+        assert ours.encode(text) == ref.encode(text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(piece=st.binary(min_size=2, max_size=60) | st.text(max_size=40).map(lambda s: s.encode("utf-8", "replace")))
+def test_heap_merge_equals_rescan_merge(openai_pair, piece):
+    from scratchllm.tokenizer.bpe import _bpe_merge_heap, bpe_merge
+
+    ours, _ = openai_pair("cl100k_base")
+    if len(piece) >= 2 and piece not in ours.ranks:
+        assert _bpe_merge_heap(ours.ranks, piece) == bpe_merge(ours.ranks, piece)

@@ -18,6 +18,7 @@ tokenizer loaded from OpenAI's files gives OpenAI's ids exactly.
 
 from __future__ import annotations
 
+import heapq
 import os
 import warnings
 from typing import AbstractSet, Collection, Iterable, Literal
@@ -28,6 +29,7 @@ from scratchllm.errors import UserError
 from scratchllm.tokenizer.patterns import resolve_pattern
 
 CACHE_SIZE = 200_000  # pieces remembered by the pre-token cache (it is emptied when full)
+LONG_PIECE = 256      # bytes; longer pieces are merged with a heap instead of rescanning all pairs
 
 
 def bpe_merge(ranks: dict[bytes, int], piece: bytes) -> list[int]:
@@ -41,6 +43,8 @@ def bpe_merge(ranks: dict[bytes, int], piece: bytes) -> list[int]:
     whole = ranks.get(piece)
     if whole is not None:
         return [whole]
+    if len(piece) > LONG_PIECE:
+        return _bpe_merge_heap(ranks, piece)
     parts = [piece[i:i + 1] for i in range(len(piece))]
     while len(parts) > 1:
         best_rank, best_i = None, -1
@@ -53,6 +57,39 @@ def bpe_merge(ranks: dict[bytes, int], piece: bytes) -> list[int]:
             break
         parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
     return [ranks[p] for p in parts]
+
+
+def _bpe_merge_heap(ranks: dict[bytes, int], piece: bytes) -> list[int]:
+    """`bpe_merge` in O(n log n) for long pieces (a run of 100k spaces would be O(n^2) otherwise).
+
+    Parts are kept as a linked list of start offsets; a heap holds (rank, start) of candidate
+    pairs, so the lowest rank wins and, among equal ranks, the leftmost, exactly as above.
+    """
+    n = len(piece)
+    nxt = list(range(1, n + 1))  # nxt[i]: start of the part after the one starting at i
+    prv = list(range(-1, n - 1))
+    alive = [True] * n
+    heap = [(r, i) for i in range(n - 1) if (r := ranks.get(piece[i:i + 2])) is not None]
+    heapq.heapify(heap)
+    while heap:
+        r, i = heapq.heappop(heap)
+        if not alive[i] or nxt[i] >= n:
+            continue
+        j = nxt[i]
+        if ranks.get(piece[i:nxt[j]]) != r:
+            continue  # stale: a neighbour changed since this entry was pushed
+        alive[j] = False
+        nxt[i] = nxt[j]
+        if nxt[i] < n:
+            prv[nxt[i]] = i
+        for a in (prv[i], i):  # the two pairs that now touch the merged part
+            if a >= 0 and nxt[a] < n and (r2 := ranks.get(piece[a:nxt[nxt[a]]])) is not None:
+                heapq.heappush(heap, (r2, a))
+    out, i = [], 0
+    while i < n:
+        out.append(ranks[piece[i:nxt[i]]])
+        i = nxt[i]
+    return out
 
 
 def _fix_surrogates(text: str) -> str:
