@@ -4,6 +4,7 @@ three encoders (ours, tiktoken, HF tokenizers), identical ids."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,23 @@ def test_hf_import_gpt2_style_special_in_vocab(openai_pair):
     assert tok.eot_id == 50256 and tok.ranks == ours.ranks and tok.pattern == ours.pattern
     text = "Hello<|endoftext|> world"
     assert tok.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+
+
+def test_trained_on_newer_characters_matches_tiktoken():
+    import regex
+
+    from scratchllm.tokenizer.patterns import resolve_pattern, split_like_tiktoken
+    from scratchllm.tokenizer.train import count_pretokens
+    from test_parity import _newer_sample
+
+    chars = _newer_sample()
+    texts = [f"a{c}b {c}{c}x {c}1 " * 3 for c in chars] + ["plain words here"] * 5
+    pat = regex.compile(resolve_pattern("o200k"))
+    counts = count_pretokens(texts, pat.pattern, num_workers=1, progress=False)
+    # training counts the pieces the encoder (and tiktoken) will see, not the raw regex's
+    assert counts == Counter(p for t in texts for p in split_like_tiktoken(pat, t))
+    assert counts != Counter(p for t in texts for p in pat.findall(t))
+    tok = Tokenizer.train(texts, 400, "o200k", special_tokens=["<|endoftext|>"], num_workers=1, progress=False)
+    tik = tok.to_tiktoken()
+    for t in texts:
+        assert tok.encode(t) == tik.encode(t)

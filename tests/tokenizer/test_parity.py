@@ -115,3 +115,24 @@ def test_heap_merge_equals_rescan_merge(openai_pair, piece):
     ours, _ = openai_pair("cl100k_base")
     if len(piece) >= 2 and piece not in ours.ranks:
         assert _bpe_merge_heap(ours.ranks, piece) == bpe_merge(ours.ranks, piece)
+
+
+def _newer_sample() -> list[str]:
+    import regex
+
+    from scratchllm.tokenizer.patterns import NEWER_THAN_TIKTOKEN
+
+    ends = [int(x, 16) for x in regex.findall(r"\\U([0-9a-f]{8})", NEWER_THAN_TIKTOKEN)]
+    return [chr(cp) for cp in ends[::3]]
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_characters_newer_than_tiktoken_unicode(openai_pair, name):
+    # Unicode 17 letters/marks/digits: the regex module knows them, tiktoken's tables do not
+    ours, ref = openai_pair(name)
+    for ch in _newer_sample():
+        for text in [f"{ch}a {ch}1 x{ch}{ch} \n{ch}'s ", f"word{ch}word", f"{ch}{ch}{ch}", f" {ch}ab"]:
+            assert ours.encode(text) == ref.encode(text), hex(ord(ch))
+    text = "".join(_newer_sample()) + " plain text"
+    assert ours.encode(text) == ref.encode(text)
+    assert ours.encode(text) == ours.encode(text)  # nothing wrong was cached the first time

@@ -26,7 +26,7 @@ from typing import AbstractSet, Collection, Iterable, Literal
 import regex
 
 from scratchllm.errors import UserError
-from scratchllm.tokenizer.patterns import resolve_pattern
+from scratchllm.tokenizer.patterns import has_newer_chars, resolve_pattern, split_like_tiktoken
 
 CACHE_SIZE = 200_000  # pieces remembered by the pre-token cache (it is emptied when full)
 LONG_PIECE = 256      # bytes; longer pieces are merged with a heap instead of rescanning all pairs
@@ -167,7 +167,15 @@ class Tokenizer:
         cache = self._cache
         for piece in self._regex.findall(text):
             ids = cache.get(piece)  # inlined cache hit: most pieces of natural text are repeats
-            out.extend(ids if ids is not None else self._encode_piece(piece))
+            if ids is None:
+                # isascii() is O(1); a character newer than tiktoken's Unicode tables is rare and
+                # changes the split, so the whole text is split again the way tiktoken does it
+                if not piece.isascii() and has_newer_chars(piece):
+                    return [i for p in split_like_tiktoken(self._regex, text)
+                            for i in (bpe_merge(self.ranks, p.encode("utf-8")) if has_newer_chars(p)
+                                      else self._encode_piece(p))]
+                ids = self._encode_piece(piece)
+            out.extend(ids)
         return out
 
     def encode_ordinary(self, text: str) -> list[int]:

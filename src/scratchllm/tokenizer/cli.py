@@ -80,6 +80,8 @@ def cmd_train(args) -> int:
     from scratchllm.tokenizer.bpe import Tokenizer
     from scratchllm.tokenizer.textio import read_texts
 
+    print(f"tokenizer train: vocab_size={args.vocab_size} pattern={args.pattern} max_bytes={args.max_bytes} "
+          f"workers={args.workers or 'all'} input={args.input}", file=sys.stderr)
     texts = read_texts(args.input, args.text_field, args.max_bytes)
     tok = Tokenizer.train(texts, args.vocab_size, args.pattern, num_workers=args.workers)
     tok.save(args.out)

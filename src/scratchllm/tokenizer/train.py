@@ -30,6 +30,8 @@ from typing import Iterable
 import regex
 from tqdm import tqdm
 
+from scratchllm.tokenizer.patterns import has_newer_chars, split_like_tiktoken
+
 CHUNK_CHARS = 4_000_000  # characters of text a counting task handles
 SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
 MASK = (1 << SHIFT) - 1
@@ -52,7 +54,12 @@ def count_chunk(docs: list[str], pattern: str, specials: tuple[str, ...]) -> Cou
     for doc in docs:
         parts = sp.split(doc) if sp is not None and "<|" in doc else (doc,)
         for part in parts:
-            counts.update(pat.findall(part))
+            pieces = pat.findall(part)
+            # the encoder splits text holding characters newer than tiktoken's Unicode tables the
+            # way tiktoken does (see patterns.py); training must see the same pieces
+            if any(not p.isascii() and has_newer_chars(p) for p in set(pieces)):
+                pieces = split_like_tiktoken(pat, part)
+            counts.update(pieces)
     return counts
 
 
