@@ -119,3 +119,11 @@ def test_unsupported_export_on_the_command_line(tmp_path, cli_main, capsys):
     assert cli_main(["export", "hf", str(run), "--out", str(tmp_path / "hf")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "model.mlp" in err and "Traceback" not in err
+
+
+def test_character_tokenizer_cannot_be_exported(tmp_path):
+    from scratchllm.charlm.vocab import CharTokenizer
+
+    run, _ = make_run(tmp_path, ModelConfig(**SMALL), CharTokenizer.from_text("hello world"))
+    with pytest.raises(UserError, match="character-level tokenizer"):
+        export_hf(run, tmp_path / "hf")

@@ -143,3 +143,19 @@ def test_sentencepiece_style_tokenizer_is_skipped_with_a_note(hf_dirs, tmp_path,
     assert cli_main(["import", "hf", str(src), "--out", str(out)]) == 0
     assert "not a byte-level BPE tokenizer" in capsys.readouterr().err
     assert scratchllm.load(out).tokenizer is None
+
+
+def test_original_gpt2_layout(hf_dirs, tmp_path):
+    """openai-community/gpt2's file: no "transformer." prefix, plus causal-mask buffers (ignored)."""
+    from safetensors.torch import load_file, save_file
+
+    src, hf_model = hf_dirs["gpt2"]
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(src / "model.safetensors").items()}
+    for i in range(2):
+        tensors[f"h.{i}.attn.bias"] = torch.ones(1, 1, 64, 64).tril()
+    shutil.copy(src / "config.json", tmp_path / "config.json")
+    save_file(tensors, tmp_path / "model.safetensors")
+    ours, _ = load_hf(tmp_path)
+    idx = random_batch(VOCAB, seed=9)
+    with torch.no_grad():
+        assert (ours(idx) - hf_model(idx).logits).abs().max() <= 1e-4

@@ -168,10 +168,10 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
     cfg = load_run_config(run_dir).model
     tok = None
     if (run_dir / "tokenizer.json").is_file():
-        from scratchllm.tokenizer import load_tokenizer
+        from scratchllm.tokenizer import Tokenizer, load_tokenizer
 
         tok = load_tokenizer(str(run_dir / "tokenizer.json"))
-    if tok is not None and not hasattr(tok, "special_tokens"):
+    if tok is not None and not isinstance(tok, Tokenizer):
         raise UserError(f"run '{run_dir}' has a character-level tokenizer, which has no Hugging Face format; "
                         "export a run trained with a BPE tokenizer")
     eot = _special_id(tok, ("<|endoftext|>",)) if tok is not None else None
