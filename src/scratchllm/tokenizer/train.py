@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from scratchllm.tokenizer.patterns import has_newer_chars, split_like_tiktoken
 
-CHUNK_CHARS = 4_000_000  # characters of text a counting task handles
+CHUNK_CHARS = 1_000_000  # characters of text a counting task handles (small: a few MB still spread over cores)
 SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
 MASK = (1 << SHIFT) - 1
 
