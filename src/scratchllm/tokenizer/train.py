@@ -189,6 +189,28 @@ def _apply_merge(a: int, b: int, new: int, word_ids: set[int], words: list[list[
     for wi in word_ids:
         w = words[wi]
         n = len(w)
+        try:
+            i = w.index(a, 0, n - 1)  # C-speed search for the first `a` that has a right neighbour
+        except ValueError:
+            continue  # stale index entry: this word no longer holds the pair
+        if w[i + 1] == b and a not in w[i + 2:]:
+            # fast path, the common case: one occurrence, edited in place
+            c = wcounts[wi]
+            delta[ab] -= c
+            if i > 0:
+                x = w[i - 1]
+                delta[x << SHIFT | a] -= c
+                k = x << SHIFT | new
+                delta[k] += c
+                where[k].add(wi)
+            if i + 2 < n:
+                y = w[i + 2]
+                delta[b << SHIFT | y] -= c
+                k = new << SHIFT | y
+                delta[k] += c
+                where[k].add(wi)
+            w[i:i + 2] = [new]
+            continue
         out: list[int] = []
         occ: list[int] = []  # positions in w where (a, b) is merged, left to right
         occ_out: list[int] = []  # ... and the positions of the merged tokens in out
