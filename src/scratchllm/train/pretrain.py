@@ -42,6 +42,16 @@ def _train_texts(data):
             yield text
 
 
+def _same_data(out_dir: Path, data) -> bool:
+    """Whether `out_dir/config.toml` was written for the same [data] settings (so OUT/tokens can be reused)."""
+    from scratchllm.train.config import load_run_config
+
+    try:
+        return load_run_config(out_dir).data == data
+    except UserError:
+        return False
+
+
 def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
     """The token directory for this run: `data.path` itself, or `OUT/tokens` made from raw text."""
     from scratchllm.data.builtin import read_corpus
@@ -53,7 +63,9 @@ def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
         return Path(data.path)
     token_dir = out_dir / "tokens"
     if (token_dir / "meta.json").is_file():
-        return token_dir  # made by an earlier attempt at this run (the directory appears only when complete)
+        if _same_data(out_dir, data):
+            return token_dir  # made by an earlier attempt at this run (the directory appears only when complete)
+        shutil.rmtree(token_dir)
     corpus = read_corpus(data.path, data.max_bytes)  # raises now for a missing path
     texts = list(_train_texts(data))
     if not texts:
