@@ -127,3 +127,11 @@ def test_import_refuses_a_non_empty_out(hf_dirs, tmp_path, cli_main, capsys):
     assert cli_main(["import", "hf", str(hf_dirs["gpt2"][0]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_untied_config_for_tied_weights(hf_dirs, tmp_path):
+    path = tmp_path / "qwen2"
+    shutil.copytree(hf_dirs["qwen2"][0], path)
+    edit_config(path, tie_word_embeddings=False)
+    with pytest.raises(UserError, match=r"no tensor 'lm_head\.weight'.*'tie_word_embeddings' to true"):
+        load_hf(path)

@@ -113,25 +113,20 @@ def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Pa
     return out
 
 
-def _special_id(tok, names: tuple[str, ...]) -> int | None:
-    specials = getattr(tok, "special_tokens", {}) or {}
-    return next((specials[n] for n in names if n in specials), None)
-
-
 def _generation_config(cfg_hf: dict) -> dict:
     return {"bos_token_id": cfg_hf.get("bos_token_id"), "eos_token_id": cfg_hf.get("eos_token_id"),
             "pad_token_id": cfg_hf.get("eos_token_id"), "do_sample": False}
 
 
-def _write_tokenizer(tok, tmp: Path, eot: int | None, max_len: int) -> None:
+def _write_tokenizer(tok, tmp: Path, max_len: int) -> None:
     from scratchllm.tokenizer.formats import export_hf as export_hf_tokenizer
 
     export_hf_tokenizer(tok, tmp / "tokenizer.json")
-    eot_text = next((s for s, i in (tok.special_tokens or {}).items() if i == eot), None)
+    # PreTrainedTokenizerFast: use tokenizer.json as written (model-specific classes may rebuild it).
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
                "clean_up_tokenization_spaces": False, "add_prefix_space": False}
-    if eot_text is not None:
-        tok_cfg.update(bos_token=eot_text, eos_token=eot_text, pad_token=eot_text)
+    if tok.eot_id is not None:  # GPT-2's convention: <|endoftext|> begins, ends and pads
+        tok_cfg.update(bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     (tmp / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
 
 
@@ -174,7 +169,7 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
     if tok is not None and not isinstance(tok, Tokenizer):
         raise UserError(f"run '{run_dir}' has a character-level tokenizer, which has no Hugging Face format; "
                         "export a run trained with a BPE tokenizer")
-    eot = _special_id(tok, ("<|endoftext|>",)) if tok is not None else None
+    eot = tok.eot_id if tok is not None else None
     cfg_hf = config_to_hf(cfg, bos_id=eot, eos_id=eot)   # raises first: nothing is written for an unsupported model
     tensors = ours_to_hf(_run_weights(run_dir, step, cfg), cfg, cfg_hf["model_type"])
     out = Path(out)
@@ -183,5 +178,5 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
         (tmp / "config.json").write_text(json.dumps(cfg_hf, indent=2))
         (tmp / "generation_config.json").write_text(json.dumps(_generation_config(cfg_hf), indent=2))
         if tok is not None:
-            _write_tokenizer(tok, tmp, eot, cfg.block_size)
+            _write_tokenizer(tok, tmp, cfg.block_size)
     return out

@@ -96,8 +96,8 @@ def _shape_error(name: str, got, want, source: str, arch: str) -> UserError:
                      f"the weights and config.json disagree (check config.json field '{field}')")
 
 
-def _normalize_gpt2(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k.removeprefix(GPT2_PREFIX): v for k, v in tensors.items()}
+def _strip_gpt2_prefix(named: dict) -> dict:
+    return {k.removeprefix(GPT2_PREFIX): v for k, v in named.items()}
 
 
 def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model: torch.nn.Module,
@@ -105,16 +105,16 @@ def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model:
     """Our state dict for `model` from an HF checkpoint's tensors (checked name by name, shape by shape)."""
     cfg = model.config
     if arch == "gpt2":
-        tensors = _normalize_gpt2(tensors)
-        sources = {k.removeprefix(GPT2_PREFIX): v for k, v in sources.items()}
+        tensors, sources = _strip_gpt2_prefix(tensors), _strip_gpt2_prefix(sources)
     target = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     rules = weight_rules(cfg, arch)
     for rule in rules:
         if rule.hf not in tensors:
             where = ", ".join(sorted(set(sources.values()))) or "the checkpoint"
-            raise UserError(f"'{where}' has no tensor '{rule.hf}' that config.json implies; "
-                            "the weights belong to a different model or config.json is wrong")
+            fix = ("if the output matrix is the embedding, set config.json field 'tie_word_embeddings' to true"
+                   if rule.hf == "lm_head.weight" else "the weights belong to a different model or config.json is wrong")
+            raise UserError(f"'{where}' has no tensor '{rule.hf}' that config.json implies; {fix}")
         t = tensors[rule.hf]
         if rule.conv1d and t.ndim == 2:
             t = t.T
