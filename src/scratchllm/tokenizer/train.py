@@ -52,14 +52,15 @@ def count_chunk(docs: list[str], pattern: str, specials: tuple[str, ...]) -> Cou
     pat, sp = _compiled(pattern, specials)
     counts: Counter = Counter()
     for doc in docs:
-        parts = sp.split(doc) if sp is not None and "<|" in doc else (doc,)
-        for part in parts:
-            pieces = pat.findall(part)
-            # the encoder splits text holding characters newer than tiktoken's Unicode tables the
-            # way tiktoken does (see patterns.py); training must see the same pieces
-            if any(not p.isascii() and has_newer_chars(p) for p in set(pieces)):
-                pieces = split_like_tiktoken(pat, part)
-            counts.update(pieces)
+        for part in sp.split(doc) if sp is not None and "<|" in doc else (doc,):
+            counts.update(pat.findall(part))
+    # the encoder splits text holding characters newer than tiktoken's Unicode tables the way
+    # tiktoken does (see patterns.py); training must see the same pieces (rare: count again)
+    if any(not p.isascii() and has_newer_chars(p) for p in counts):
+        counts = Counter()
+        for doc in docs:
+            for part in sp.split(doc) if sp is not None and "<|" in doc else (doc,):
+                counts.update(split_like_tiktoken(pat, part))
     return counts
 
 
