@@ -21,8 +21,12 @@ transformers = pytest.importorskip("transformers")
 VOCAB = 320
 SMALL = dict(n_layer=2, n_head=4, n_embd=32, vocab_size=VOCAB, block_size=64)
 LLAMA = dict(SMALL, norm="rmsnorm", position="rope", mlp="swiglu", bias=False, tie_embeddings=False)
+# name -> (our config, the HF class it must become). Biases our model lacks are exported as zeros
+# and GPT-2 gets each kv head repeated, so those round trips agree in logits, not in tensor names.
 OURS = {
     "gpt2": (ModelConfig(**SMALL), "GPT2LMHeadModel"),
+    "gpt2-nobias-gqa": (ModelConfig(**SMALL, bias=False, n_kv_head=2), "GPT2LMHeadModel"),
+    "gpt2-qkv-bias-only": (ModelConfig(**SMALL, bias=False, qkv_bias=True), "GPT2LMHeadModel"),
     "gpt2-untied": (ModelConfig(**SMALL, tie_embeddings=False, mlp_hidden=72, norm_eps=1e-6), "GPT2LMHeadModel"),
     "llama": (ModelConfig(**LLAMA, n_kv_head=2, mlp_hidden=72, rope_theta=500000.0,
                           rope_scaling={"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -31,8 +35,11 @@ OURS = {
     "llama-bias": (ModelConfig(**{**LLAMA, "bias": True}, rope_scaling={"type": "linear", "factor": 2.0}),
                    "LlamaForCausalLM"),
     "qwen2": (ModelConfig(**{**LLAMA, "tie_embeddings": True}, n_kv_head=1, qkv_bias=True), "Qwen2ForCausalLM"),
+    "llama-bias-no-qkv-bias": (ModelConfig(**{**LLAMA, "bias": True}, qkv_bias=False), "LlamaForCausalLM"),
     "qwen3": (ModelConfig(**LLAMA, n_kv_head=2, qk_norm=True, rope_theta=1e6), "Qwen3ForCausalLM"),
+    "qwen3-qkv-bias": (ModelConfig(**LLAMA, qk_norm=True, qkv_bias=True), "Qwen3ForCausalLM"),
 }
+EXACT_NAMES = {"gpt2", "gpt2-untied", "llama", "llama-bias", "qwen2", "qwen3"}
 
 
 def make_run(tmp_path, cfg: ModelConfig, tok=None, seed: int = 0):
@@ -62,9 +69,10 @@ def test_round_trip_through_transformers(tmp_path, cli_main, name):
         want = ours(idx)
         assert want.abs().max() > 0.5
         assert (hf_model(idx).logits - want).abs().max().item() <= 1e-4
-    back, _ = load_hf(out)          # and back again: every tensor bit-identical
-    for key, value in ours.state_dict().items():
-        assert torch.equal(back.state_dict()[key], value), key
+    if name in EXACT_NAMES:            # and back again: every tensor bit-identical
+        back, _ = load_hf(out)
+        for key, value in ours.state_dict().items():
+            assert torch.equal(back.state_dict()[key], value), key
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
@@ -98,11 +106,8 @@ UNSUPPORTED = [
     (dict(SMALL, mlp="relu2"), "model.mlp"),
     (dict(LLAMA, norm="layernorm"), "model.norm"),
     (dict(SMALL, qk_norm=True), "model.qk_norm"),
-    (dict(LLAMA, qk_norm=True, qkv_bias=True), "model.qk_norm"),
+    (dict(LLAMA, qk_norm=True, bias=True), "model.qk_norm"),
     (dict(SMALL, logit_softcap=30.0), "model.logit_softcap"),
-    (dict(SMALL, n_kv_head=2), "model.n_kv_head"),
-    (dict(SMALL, bias=False), "model.bias"),
-    (dict(LLAMA, bias=True, qkv_bias=False), "model.qkv_bias"),
 ]
 
 

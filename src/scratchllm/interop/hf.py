@@ -59,10 +59,11 @@ def _fill(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Mo
 def load_hf(hf_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, str]:
     """Our `Transformer` (eval mode, fp32) holding a Hugging Face checkpoint's weights, and its HF model_type."""
     hf_dir = Path(hf_dir)
-    cfg, arch = config_from_hf(read_hf_config(hf_dir), where=str(hf_dir / "config.json"))
+    hf_cfg = read_hf_config(hf_dir)
+    cfg, arch = config_from_hf(hf_cfg, where=str(hf_dir / "config.json"))
     tensors, sources = read_hf_weights(hf_dir)
     model = skeleton(cfg)
-    state = hf_to_ours(tensors, sources, model, arch)
+    state = hf_to_ours(tensors, sources, model, hf_cfg)
     return _fill(model, state).to(device).eval(), arch
 
 
@@ -171,7 +172,7 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
                         "export a run trained with a BPE tokenizer")
     eot = tok.eot_id if tok is not None else None
     cfg_hf = config_to_hf(cfg, bos_id=eot, eos_id=eot)   # raises first: nothing is written for an unsupported model
-    tensors = ours_to_hf(_run_weights(run_dir, step, cfg), cfg, cfg_hf["model_type"])
+    tensors = ours_to_hf(_run_weights(run_dir, step, cfg), cfg, cfg_hf)
     out = Path(out)
     with atomic_directory(out) as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})

@@ -8,7 +8,7 @@ rows need no permutation. GPT-2 takes two more steps: its `Conv1D` stores weight
 One `Rule` per HF tensor says which of our tensors it holds and how:
 
 >>> from scratchllm.model.config import ModelConfig
->>> rules = weight_rules(ModelConfig(n_layer=1, n_embd=8, n_head=2, vocab_size=16), "gpt2")
+>>> rules = weight_rules(ModelConfig(n_layer=1, n_embd=8, n_head=2, vocab_size=16), {"model_type": "gpt2"})
 >>> r = next(r for r in rules if r.hf.endswith("c_attn.weight"))
 >>> r.hf, r.ours, r.conv1d
 ('h.0.attn.c_attn.weight', ('blocks.0.attn.q.weight', 'blocks.0.attn.k.weight', 'blocks.0.attn.v.weight'), True)
@@ -52,12 +52,24 @@ def _gpt2_rules(cfg: ModelConfig) -> list[Rule]:
     return rules
 
 
-def _llama_rules(cfg: ModelConfig) -> list[Rule]:
+def hf_biases(hf_cfg: dict) -> tuple[bool, bool, bool]:
+    """Which projections of the HF class carry biases: (q/k/v, o, MLP)."""
+    kind = hf_cfg["model_type"]
+    if kind == "gpt2":
+        return True, True, True
+    if kind == "qwen2":
+        return True, False, False
+    attn = bool(hf_cfg.get("attention_bias", False))   # llama, qwen3 (mistral has none)
+    return attn, attn, kind == "llama" and bool(hf_cfg.get("mlp_bias", False))
+
+
+def _llama_rules(cfg: ModelConfig, hf_cfg: dict) -> list[Rule]:
     rules = [Rule("model.embed_tokens.weight", ("tok_emb.weight",)), Rule("model.norm.weight", ("norm_f.weight",))]
-    projections = [("self_attn.q_proj", "attn.q", cfg.use_qkv_bias), ("self_attn.k_proj", "attn.k", cfg.use_qkv_bias),
-                   ("self_attn.v_proj", "attn.v", cfg.use_qkv_bias), ("self_attn.o_proj", "attn.o", cfg.bias),
-                   ("mlp.gate_proj", "mlp.gate", cfg.bias), ("mlp.up_proj", "mlp.up", cfg.bias),
-                   ("mlp.down_proj", "mlp.down", cfg.bias)]
+    qkv, o, mlp = hf_biases(hf_cfg)
+    projections = [("self_attn.q_proj", "attn.q", qkv), ("self_attn.k_proj", "attn.k", qkv),
+                   ("self_attn.v_proj", "attn.v", qkv), ("self_attn.o_proj", "attn.o", o),
+                   ("mlp.gate_proj", "mlp.gate", mlp), ("mlp.up_proj", "mlp.up", mlp),
+                   ("mlp.down_proj", "mlp.down", mlp)]
     for i in range(cfg.n_layer):
         h, b = f"model.layers.{i}", f"blocks.{i}"
         rules += [Rule(f"{h}.input_layernorm.weight", (f"{b}.attn_norm.weight",)),
@@ -72,9 +84,9 @@ def _llama_rules(cfg: ModelConfig) -> list[Rule]:
     return rules
 
 
-def weight_rules(cfg: ModelConfig, arch: str) -> list[Rule]:
-    """Every HF tensor of a `cfg`-shaped model of HF type `arch`, with where it goes in ours."""
-    rules = _gpt2_rules(cfg) if arch == "gpt2" else _llama_rules(cfg)
+def weight_rules(cfg: ModelConfig, hf_cfg: dict) -> list[Rule]:
+    """Every tensor of the HF model `hf_cfg` (a config.json dict) describes, with where it is in ours."""
+    rules = _gpt2_rules(cfg) if hf_cfg["model_type"] == "gpt2" else _llama_rules(cfg, hf_cfg)
     if not cfg.tie_embeddings:
         rules.append(Rule("lm_head.weight", ("lm_head.weight",)))
     return rules
@@ -101,14 +113,14 @@ def _strip_gpt2_prefix(named: dict) -> dict:
 
 
 def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model: torch.nn.Module,
-               arch: str) -> dict[str, torch.Tensor]:
+               hf_cfg: dict) -> dict[str, torch.Tensor]:
     """Our state dict for `model` from an HF checkpoint's tensors (checked name by name, shape by shape)."""
-    cfg = model.config
+    cfg, arch = model.config, hf_cfg["model_type"]
     if arch == "gpt2":
         tensors, sources = _strip_gpt2_prefix(tensors), _strip_gpt2_prefix(sources)
     target = model.state_dict()
     out: dict[str, torch.Tensor] = {}
-    rules = weight_rules(cfg, arch)
+    rules = weight_rules(cfg, hf_cfg)
     for rule in rules:
         if rule.hf not in tensors:
             where = ", ".join(sorted(set(sources.values()))) or "the checkpoint"
@@ -137,12 +149,36 @@ def hf_to_ours(tensors: dict[str, torch.Tensor], sources: dict[str, str], model:
     return out
 
 
-def ours_to_hf(state: dict[str, torch.Tensor], cfg: ModelConfig, arch: str) -> dict[str, torch.Tensor]:
-    """The HF checkpoint tensors for our state dict (contiguous, on the CPU: ready for save_file)."""
+def _ours(state: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    """Our tensor `name`; a bias our model was built without is zeros (adding zero changes nothing)."""
+    if name not in state and name.endswith(".bias"):
+        weight = state[name.removesuffix("bias") + "weight"]
+        return torch.zeros(weight.shape[0], dtype=weight.dtype)
+    return state[name]
+
+
+def _repeat_kv_heads(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """MHA weights computing what our GQA computes: each query head gets its own copy of its kv head.
+
+    Query head h reads kv head h // group; repeat_interleave puts copies in exactly that order.
+    """
+    group, out = cfg.n_head // cfg.kv_heads, dict(state)
+    for name, t in state.items():
+        if name.endswith((".attn.k.weight", ".attn.k.bias", ".attn.v.weight", ".attn.v.bias")):
+            heads = t.view(cfg.kv_heads, cfg.head_dim, *t.shape[1:])
+            out[name] = heads.repeat_interleave(group, dim=0).flatten(0, 1)
+    return out
+
+
+def ours_to_hf(state: dict[str, torch.Tensor], cfg: ModelConfig, hf_cfg: dict) -> dict[str, torch.Tensor]:
+    """The tensors of the HF model `hf_cfg` describes (contiguous, on the CPU: ready for save_file)."""
     out = {}
+    arch = hf_cfg["model_type"]
     prefix = GPT2_PREFIX if arch == "gpt2" else ""
-    for rule in weight_rules(cfg, arch):
-        parts = [state[name] for name in rule.ours]
+    if arch == "gpt2" and cfg.kv_heads != cfg.n_head:   # HF GPT-2 has no grouped-query attention
+        state = _repeat_kv_heads(state, cfg)
+    for rule in weight_rules(cfg, hf_cfg):
+        parts = [_ours(state, name) for name in rule.ours]
         t = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
         if rule.conv1d and t.ndim == 2:
             t = t.T
