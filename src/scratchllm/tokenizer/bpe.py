@@ -111,6 +111,7 @@ class Tokenizer:
         self._check_ids()
         self._decoder = {i: b for b, i in self.ranks.items()}
         self._decoder.update({i: s.encode("utf-8") for s, i in self.special_tokens.items()})
+        self._vocab_size = max(self._decoder) + 1
         self._regex = regex.compile(self.pattern)
         self._cache: dict[str, list[int]] = {}
         self._special_regex_cache: dict[frozenset, regex.Pattern] = {}
@@ -133,7 +134,7 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids, special tokens included (max id + 1)."""
-        return max(self._decoder) + 1
+        return self._vocab_size
 
     @property
     def eot_id(self) -> int | None:
