@@ -124,3 +124,19 @@ def test_cli_import_openai(tmp_path, capsys, openai_pair):
                         "--out", str(tmp_path / "cl.json")], capsys=capsys)
     again = load_tokenizer(tmp_path / "cl.json")
     assert rc == 0 and again.ranks == ours.ranks and again.special_tokens == ours.special_tokens
+
+
+def test_read_texts_formats_and_budget(tmp_path):
+    import gzip
+    import lzma
+
+    from scratchllm.tokenizer.textio import read_texts
+
+    (tmp_path / "a.txt").write_text("0123456789")
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt") as f:
+        f.write('{"text": "gz doc"}\n{"other": 1}\n')
+    with lzma.open(tmp_path / "c.jsonl.xz", "wt") as f:
+        f.write('{"text": "xz doc"}\n')
+    assert list(read_texts([str(tmp_path)])) == ["0123456789", "gz doc", "xz doc"]
+    assert list(read_texts([str(tmp_path)], max_bytes=14)) == ["0123456789", "gz d"]
+    assert list(read_texts([str(tmp_path / "*.jsonl.*")])) == ["gz doc", "xz doc"]
