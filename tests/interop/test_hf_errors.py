@@ -10,6 +10,8 @@ import pytest
 from scratchllm.errors import UserError
 from scratchllm.interop.hf import load_hf
 
+pytest.importorskip("transformers")
+
 
 @pytest.fixture
 def llama_dir(hf_dirs, tmp_path):

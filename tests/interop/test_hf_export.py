@@ -7,8 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import randomize
-from interop_helpers import MIXED_TEXT, random_batch, tiny_tokenizer
+from interop_helpers import MIXED_TEXT, random_batch, randomize, tiny_tokenizer
 
 from scratchllm.errors import UserError
 from scratchllm.interop.hf import export_hf, load_hf

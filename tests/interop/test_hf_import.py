@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HF_CASES, VOCAB, make_hf_model
-from interop_helpers import MIXED_TEXT, greedy_hf, greedy_ours, random_batch, tiny_tokenizer
+from interop_helpers import (HF_CASES, MIXED_TEXT, VOCAB, greedy_hf, greedy_ours, make_hf_model, random_batch,
+                             tiny_tokenizer)
 
 import scratchllm
 from scratchllm.interop.hf import load_hf
 from scratchllm.model.transformer import Transformer
+
+pytest.importorskip("transformers")
 
 ARCH = {"gpt2": "gpt2", "gpt2-untied": "gpt2", "llama-gqa": "llama", "llama3-scaled": "llama",
         "llama-linear": "llama", "qwen2": "qwen2", "mistral": "mistral", "qwen3": "qwen3"}
