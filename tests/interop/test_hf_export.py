@@ -31,7 +31,7 @@ OURS = {
                           rope_scaling={"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
               "LlamaForCausalLM"),
-    "llama-bias": (ModelConfig(**{**LLAMA, "bias": True}, rope_scaling={"type": "linear", "factor": 2.0}),
+    "llama-bias": (ModelConfig(**{**LLAMA, "bias": True}, rope_scaling={"rope_type": "linear", "factor": 2.0}),
                    "LlamaForCausalLM"),
     "qwen2": (ModelConfig(**{**LLAMA, "tie_embeddings": True}, n_kv_head=1, qkv_bias=True), "Qwen2ForCausalLM"),
     "llama-bias-no-qkv-bias": (ModelConfig(**{**LLAMA, "bias": True}, qkv_bias=False), "LlamaForCausalLM"),

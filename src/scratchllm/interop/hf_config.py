@@ -147,19 +147,16 @@ def hf_arch(cfg: ModelConfig) -> str:
         "class; export supports GPT-2 style (layernorm, learned, gelu) or Llama style (rmsnorm, rope, swiglu)")
 
 
-def _hf_rope(cfg: ModelConfig) -> dict:
-    params: dict[str, Any] = {"rope_theta": cfg.rope_theta, "rope_type": "default"}
-    if cfg.rope_scaling:
-        scaling = dict(cfg.rope_scaling)
-        params.update(rope_type=scaling.pop("type"), **scaling)
-    return params
-
-
 def _legacy_rope_scaling(cfg: ModelConfig) -> dict | None:
-    if not cfg.rope_scaling:
-        return None
-    scaling = dict(cfg.rope_scaling)
-    return {"rope_type": scaling.pop("type"), **scaling}
+    """HF's `rope_scaling` for our `rope_scaling` (whose kind may be spelled "type" or "rope_type")."""
+    scaling = dict(cfg.rope_scaling or {})
+    kind = scaling.pop("type", None) or scaling.pop("rope_type", None) or "default"
+    scaling.pop("rope_type", None)
+    return None if kind == "default" else {"rope_type": kind, **scaling}
+
+
+def _hf_rope(cfg: ModelConfig) -> dict:
+    return {"rope_theta": cfg.rope_theta, "rope_type": "default", **(_legacy_rope_scaling(cfg) or {})}
 
 
 def config_to_hf(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None = None) -> dict:
