@@ -137,3 +137,9 @@ def test_untied_config_for_tied_weights(hf_dirs, tmp_path):
     edit_config(path, tie_word_embeddings=False)
     with pytest.raises(UserError, match=r"no tensor 'lm_head\.weight'.*'tie_word_embeddings' to true"):
         load_hf(path)
+
+
+def test_incomplete_rope_scaling(llama_dir):
+    edit_config(llama_dir, rope_parameters={"rope_type": "linear", "rope_theta": 1e4})
+    with pytest.raises(UserError, match=r"config\.json: linear rope scaling is missing factor"):
+        load_hf(llama_dir)

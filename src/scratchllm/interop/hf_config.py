@@ -44,16 +44,15 @@ def _rope(hf: dict, where: str) -> tuple[float, dict | None]:
     scaling.pop("type", None)
     if kind == "default":
         return theta, None
-    if kind == "linear":
-        return theta, {"type": "linear", "factor": float(scaling["factor"])}
-    if kind == "llama3":
-        keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        missing = [k for k in keys if k not in scaling]
-        if missing:
-            raise UserError(f"{where}: llama3 rope scaling is missing {', '.join(missing)}; add them to 'rope_parameters'")
-        return theta, {"type": "llama3", **{k: scaling[k] for k in keys}}
-    raise UserError(f"{where}: field 'rope_scaling' type '{kind}' is not supported; "
-                    "only 'default', 'linear' and 'llama3' RoPE are implemented")
+    needed = {"linear": ("factor",),
+              "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
+    if kind not in needed:
+        raise UserError(f"{where}: field 'rope_scaling' type '{kind}' is not supported; "
+                        "only 'default', 'linear' and 'llama3' RoPE are implemented")
+    missing = [k for k in needed[kind] if k not in scaling]
+    if missing:
+        raise UserError(f"{where}: {kind} rope scaling is missing {', '.join(missing)}; add them to 'rope_parameters'")
+    return theta, {"type": kind, **{k: scaling[k] for k in needed[kind]}}
 
 
 def _gpt2(hf: dict, where: str) -> ModelConfig:
