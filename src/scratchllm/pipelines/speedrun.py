@@ -59,6 +59,7 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
     result, model, token_dir, cfg = pretrain(cfg, out, progress=progress)
     timings["pretrain"] = time.perf_counter() - t
     if result.interrupted:
+        print(f"training was stopped; continue it with: scratchllm train --out {out} --resume")
         raise KeyboardInterrupt
     t = time.perf_counter()
     meta = read_meta(token_dir)
