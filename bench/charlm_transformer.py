@@ -44,7 +44,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="charlm-bench-")
     overrides = (GPU if args.gpu else []) + args.overrides
-    device = torch.cuda.get_device_name() if args.gpu else f"CPU, {torch.get_num_threads()} thread(s)"
+    gpu = args.gpu and torch.cuda.is_available()
+    device = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} thread(s)"
     wall0, cpu0 = time.perf_counter(), time.process_time()
     final = train_transformer(CharLMConfig(kind="transformer", data=args.data, mode="stream"), overrides, out)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0

@@ -30,7 +30,7 @@ def _pyplot():
 
 def _save(fig, path: str | Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=90)
     _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -46,7 +46,7 @@ def bigram_heatmap(counts: torch.Tensor, itos: list[str], path: str | Path) -> N
     """
     plt = _pyplot()
     V = counts.shape[0]
-    size = max(6.0, min(16.0, 0.6 * V))
+    size = max(6.0, min(14.0, 0.45 * V))
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(counts.log1p().numpy(), cmap="Blues")  # log scale: 'an' (thousands) and 'qz' (0) both visible
     labels = [_label(c) for c in itos]
@@ -92,6 +92,8 @@ def lr_sweep(lrs: list[float], losses: list[float], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(lrs, losses, lw=1)
     ax.set_xscale("log")
+    # Past the blow-up the loss is off the chart; the interesting part is the valley before it.
+    ax.set_ylim(min(losses) - 0.2, losses[0] + 1.0)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("minibatch loss")
     ax.set_title("learning-rate sweep: pick the peak a little below where the loss turns up")
