@@ -83,7 +83,7 @@ def _docs(args):
 
 
 def _prepare(args) -> int:
-    from scratchllm.config import apply_overrides
+    from scratchllm.config import apply_overrides, dumps_toml
     from scratchllm.data.prepare import prepare
     from scratchllm.data.recipe import Recipe, SourceConfig, load_recipe
     from scratchllm.errors import UserError
@@ -101,6 +101,7 @@ def _prepare(args) -> int:
     if args.workers:
         recipe.workers = args.workers
     recipe = apply_overrides(recipe, args.set) if args.set else recipe
+    print("# resolved recipe\n" + dumps_toml(recipe), flush=True)
     m = prepare(recipe, args.out)
     sp = m["splits"]
     print(f"wrote {args.out}: {sp['train']['tokens']:,} train / {sp['val']['tokens']:,} val tokens from "
