@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
-
-from tqdm import tqdm
 
 from scratchllm.errors import UserError
 
@@ -40,6 +35,12 @@ def cache_dir() -> Path:
 def download(name: str, dest_dir: str | Path | None = None, url: str | None = None, timeout: float = 30.0,
              progress: bool = True) -> Path:
     """Path of corpus `name` in the cache, downloading it first if needed (`url` overrides the source)."""
+    import urllib.error  # here, not at the top: `scratchllm --help` lists this module's corpora
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from tqdm import tqdm
+
     if name not in CORPORA:
         raise UserError(f"unknown corpus '{name}'; choose one of {', '.join(sorted(CORPORA))}")
     default_url, filename, _ = CORPORA[name]
