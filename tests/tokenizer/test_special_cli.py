@@ -36,6 +36,12 @@ def test_render_conversation_mask(tok):
     assert tok.decode(ids).startswith("<|bos|><|system_start|>be brief<|system_end|><|user_start|>hi <|assistant_end|>")
 
 
+def test_render_for_completion(tok):
+    ids, mask = render_conversation(tok, [{"role": "user", "content": "hi"}], for_completion=True)
+    assert tok.decode(ids) == "<|bos|><|user_start|>hi<|user_end|><|assistant_start|>"
+    assert not any(mask)
+
+
 def test_render_conversation_errors(tok):
     plain = Tokenizer({bytes([i]): i for i in range(256)}, "gpt4", {"<|endoftext|>": 256})
     with pytest.raises(UserError, match="no chat token <\\|bos\\|>"):

@@ -51,11 +51,12 @@ def chat_token_ids(tokenizer) -> dict[str, int]:
     return {t: specials[t] for t in CHAT_TOKENS}
 
 
-def render_conversation(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+def render_conversation(tokenizer, messages: list[dict], for_completion: bool = False) -> tuple[list[int], list[int]]:
     """(ids, loss_mask) of a conversation `[{"role": ..., "content": ...}, ...]`.
 
     Message text is encoded as plain text: a special-token string typed by a user cannot
-    inject a real special token.
+    inject a real special token. `for_completion=True` appends `<|assistant_start|>` (mask 0):
+    the prompt from which a model writes the next reply.
     """
     sp = chat_token_ids(tokenizer)
     ids, mask = [sp[BOS]], [0]
@@ -73,4 +74,7 @@ def render_conversation(tokenizer, messages: list[dict]) -> tuple[list[int], lis
         mask.extend([learn] * len(body))
         ids.append(sp[f"<|{role}_end|>"])
         mask.append(learn)
+    if for_completion:
+        ids.append(sp["<|assistant_start|>"])
+        mask.append(0)
     return ids, mask
