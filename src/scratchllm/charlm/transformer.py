@@ -118,14 +118,25 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     return final
 
 
+def _passage(model, tok, seed: int, length: int) -> list[int]:
+    """`length` ids of a stream, past the context: each round re-reads the last half block and goes on."""
+    from scratchllm.inference.engine import generate
+
+    ids, half, round_ = [pad_id(tok)], model.config.block_size // 2, 0
+    while len(ids) - 1 < length:
+        budget = min(half, length - (len(ids) - 1))
+        ids += generate(model, ids[-half:], budget, seed=seed * 1000 + round_, vocab_size=tok.vocab_size)
+        round_ += 1
+    return ids[1:]
+
+
 def _draw(model, tok, n: int, seed: int, length: int = 200) -> list[str]:
     from scratchllm.inference.engine import generate
 
-    # A stream's sample starts where a line would; the context bounds its length.
-    line_mode = tok.eot_id is not None
-    budget = min(100 if line_mode else length, model.config.block_size - 1)
-    stop = [tok.eot_id] if line_mode else []
-    return [tok.decode(list(generate(model, [pad_id(tok)], budget, stop_ids=stop, seed=seed + i,
+    if tok.eot_id is None:
+        return [tok.decode(_passage(model, tok, seed + i, length)) for i in range(n)]
+    budget = min(100, model.config.block_size - 1)   # an item ends at the boundary token
+    return [tok.decode(list(generate(model, [tok.eot_id], budget, stop_ids=[tok.eot_id], seed=seed + i,
                                      vocab_size=tok.vocab_size))) for i in range(n)]
 
 
