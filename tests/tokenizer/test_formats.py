@@ -103,6 +103,18 @@ def test_gpt2_exported_to_hf_matches_tiktoken(openai_pair, tmp_path):
         assert hf.encode(text).ids == ref.encode(text)
 
 
+def test_cl100k_exported_to_hf_matches_tiktoken(openai_pair, tmp_path):
+    # HF's Oniguruma reads cl100k's possessive `\p{N}{1,3}+` as unbounded repetition: the export
+    # must write the equivalent greedy form, or long numbers split differently
+    tokenizers = pytest.importorskip("tokenizers")
+    ours, ref = openai_pair("cl100k_base")
+    formats.export_hf(ours, tmp_path / "cl.json")
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "cl.json"))
+    for text in [TEXTS["numbers"], TEXTS["prose"], TEXTS["code"], "12345678901234567890 2024-06-01"]:
+        assert hf.encode(text).ids == ref.encode(text)
+    assert formats.import_hf(tmp_path / "cl.json").pattern == ours.pattern
+
+
 def test_gpt2_import_cli_json_roundtrip(openai_pair, tmp_path):
     ours, _ = openai_pair("gpt2")
     ours.save(tmp_path / "gpt2.json")

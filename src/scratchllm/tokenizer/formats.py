@@ -19,11 +19,13 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import re
 from pathlib import Path
 
 from scratchllm.errors import UserError
 from scratchllm.tokenizer.bpe import Tokenizer
-from scratchllm.tokenizer.patterns import GPT2_PATTERN, KNOWN_SPECIAL_TOKENS, resolve_pattern
+from scratchllm.tokenizer.patterns import (GPT2_PATTERN, GPT4_PATTERN, KNOWN_SPECIAL_TOKENS, O200K_PATTERN,
+                                           resolve_pattern)
 from scratchllm.utils.atomic import atomic_write_text
 
 FORMAT_VERSION = 1
@@ -167,6 +169,13 @@ def hf_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
     return merges
 
 
+def _onig_pattern(pattern: str) -> str:
+    r"""The split regex for HF's Oniguruma engine, which reads `{n,m}+` as "repeat {n,m} one or more
+    times" rather than possessive. In the built-in patterns the possessive `\p{N}{1,3}+` ends its
+    alternative, so the greedy `{1,3}` matches exactly the same pieces."""
+    return re.sub(r"(\{\d+(?:,\d*)?\})\+", r"\1", pattern)
+
+
 def to_hf_dict(tok: Tokenizer) -> dict:
     """`tok` as a HF `tokenizers` tokenizer.json: Split(regex) + ByteLevel(use_regex=False) + BPE."""
     enc = bytes_to_unicode()
@@ -176,7 +185,8 @@ def to_hf_dict(tok: Tokenizer) -> dict:
     return {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"Regex": _onig_pattern(tok.pattern)}, "behavior": "Isolated",
+             "invert": False},
             {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
         "post_processor": None,
         "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
@@ -218,7 +228,9 @@ def _hf_pattern(pre: dict | None) -> str:
     steps = (pre or {}).get("pretokenizers", [pre] if pre else [])
     for step in steps:
         if step.get("type") == "Split" and "Regex" in step.get("pattern", {}):
-            return step["pattern"]["Regex"]
+            pat = step["pattern"]["Regex"]
+            # our own export wrote a built-in pattern in its Oniguruma spelling: take the original
+            return next((b for b in (GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN) if _onig_pattern(b) == pat), pat)
     for step in steps:
         if step.get("type") == "ByteLevel" and step.get("use_regex", True):
             return GPT2_PATTERN
