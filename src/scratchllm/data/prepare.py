@@ -155,11 +155,14 @@ def plan_mix(recipe: Recipe, scan: _Scan, keep: list[bool], ratios: dict[str, fl
         val = {min(kept_rows, key=lambda r: u[r])}  # a small corpus still gets one val document
     order = []
     for row in kept_rows:
-        if row in val:
-            order.append((row, "val"))  # held out once, never repeated or resampled
-            continue
         s, doc_id = scan.rows[row][0], scan.rows[row][3]
-        order.extend([(row, "train")] * copies(rates[names[s]], doc_id, recipe.mix.seed))
+        n = copies(rates[names[s]], doc_id, recipe.mix.seed)
+        if row in val:
+            # val follows the mix (a down-sampled source is down-sampled in val too) but never
+            # repeats a document: repeats would only re-weight the loss, not test anything new
+            order.extend([(row, "val")] * min(n, 1))
+            continue
+        order.extend([(row, "train")] * n)
     if recipe.mix.shuffle:
         random.Random(recipe.mix.seed).shuffle(order)
     return order, rates
