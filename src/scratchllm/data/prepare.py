@@ -37,7 +37,7 @@ from scratchllm.data.dedup import Deduplicator
 from scratchllm.data.mix import copies, plan_rates, unit_hash
 from scratchllm.data.recipe import Recipe
 from scratchllm.data.shards import ShardWriter
-from scratchllm.data.sources import Document, ReadStats, read_documents
+from scratchllm.data.sources import Document, ReadStats, expand_paths, read_documents
 from scratchllm.data.stages import Timings, Work, process_documents
 from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.data.tokenize import _encoded, _fast
@@ -96,7 +96,7 @@ def scan_sources(recipe: Recipe, spool_path: Path, progress: bool) -> _Scan:
                 recipe.dedup if (recipe.dedup.exact or recipe.dedup.near) else None)
     bar = tqdm(desc="scan (clean, filter, hash)", unit="B", unit_scale=True, disable=not progress)
     t_dedup = 0.0  # the index lives in this process: its time is measured here
-    with open(spool_path, "wb") as spool:
+    with open(spool_path, "wb") as spool, bar:
         for r in process_documents(_documents(recipe, scan), work, recipe.workers, scan.timings):
             bar.update(r.bytes_in)
             c = scan.counts[r.source]
@@ -116,7 +116,6 @@ def scan_sources(recipe: Recipe, spool_path: Path, progress: bool) -> _Scan:
                 t_dedup += time.process_time() - t0
             scan.rows.append((source_ix[r.source], spool.tell(), len(data), r.id, dedup_row))
             spool.write(data)
-    bar.close()
     scan.timings.add("dedup_index", t_dedup, 0)
     return scan
 
@@ -218,6 +217,9 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
                         "`scratchllm tokenizer train`) or set tokenizer = \"...\" in the recipe")
     if not recipe.sources:
         raise UserError("the recipe has no sources; add [[sources]] tables or pass --input PATH...")
+    for src in recipe.sources:  # fail on a missing input now, not after an hour of scanning
+        if src.type == "files":
+            expand_paths([p for p in src.paths if not p.startswith("hf:")])
     tokenizer = _fast(load_tokenizer(recipe.tokenizer))
     if tokenizer.eot_id is None:
         raise UserError("the tokenizer has no <|endoftext|> token to separate documents; train it with the default special tokens")
