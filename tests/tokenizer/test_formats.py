@@ -56,7 +56,7 @@ def test_json_roundtrip(trained, tmp_path):
 
 def test_trained_tokenizer_tiktoken_and_hf_agree(trained, hf_trained):
     tik = trained.to_tiktoken()
-    for text in list(TEXTS.values())[:-2] + [open(__file__).read().replace("<|", "<")]:
+    for text in list(TEXTS.values())[:-2] + [Path(__file__).read_text(encoding="utf-8").replace("<|", "<")]:
         ids = trained.encode(text)
         assert ids == tik.encode(text), text
         assert ids == hf_trained.encode(text).ids, text

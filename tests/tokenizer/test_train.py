@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import regex
@@ -73,7 +74,7 @@ def test_incremental_trainer_matches_naive(seed):
 
 
 def test_matches_naive_on_real_text():
-    text = open(__file__, encoding="utf-8").read()[:4000]
+    text = Path(__file__).read_text(encoding="utf-8")[:4000]
     counts = Counter(regex.findall(GPT4_PATTERN, text))
     assert merge_words(counts, 450, progress=False) == naive_merges(counts, 450)
 
