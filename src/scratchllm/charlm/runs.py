@@ -9,7 +9,7 @@
 
 >>> import tempfile
 >>> out = tempfile.mkdtemp()
->>> final = train_run(CharLMConfig(kind="bigram"), [], out, progress=False)
+>>> final = train_run(CharLMConfig(kind="bigram", plots=False), [], out, progress=False)
 >>> sorted(final)
 ['nll_full', 'test_loss', 'train_loss', 'val_loss']
 >>> len(sample_run(out, n=3, seed=0))
