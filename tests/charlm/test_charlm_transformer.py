@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 import scratchllm
 from scratchllm.charlm.runs import CharLMConfig
 from scratchllm.charlm.transformer import sample_transformer, train_transformer
 from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 
 TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=16", "train.batch_size=16",
@@ -28,3 +31,8 @@ def test_transformer_wiring(prose_file, tmp_path):
     a, b = sample_transformer(out, n=3, seed=7, length=40), sample_transformer(out, n=3, seed=7, length=40)
     assert a == b and all(len(s) == 40 for s in a)
     assert sample_transformer(out, n=3, seed=8, length=40) != a
+
+    before = (out / "tokenizer.json").read_bytes()
+    with pytest.raises(UserError, match="already holds"):
+        train_transformer(CharLMConfig(kind="transformer"), TINY, out, quiet=True)
+    assert (out / "tokenizer.json").read_bytes() == before

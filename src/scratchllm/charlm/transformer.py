@@ -32,6 +32,8 @@ from scratchllm.config import apply_overrides
 from scratchllm.data.loader import TokenLoader, val_windows, window_batches
 from scratchllm.data.shards import dtype_for_vocab, write_shard
 from scratchllm.model.config import ModelConfig
+from scratchllm.errors import UserError
+from scratchllm.train.checkpoint import list_steps
 from scratchllm.train.config import TrainConfig
 from scratchllm.train.tracking import MetricsLog
 from scratchllm.utils.atomic import atomic_write_text
@@ -98,6 +100,8 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     cfg = apply_overrides(TransformerRun(charlm=charlm), overrides)
     cfg.model = dataclasses.replace(cfg.model, vocab_size=corpus.tokenizer.vocab_size)
     out = Path(out_dir)
+    if list_steps(out):   # refuse before writing anything over the old run's tokens and tokenizer
+        raise UserError(f"'{out}' already holds a training run; choose another --out or delete it")
     tokens = out / "tokens"
     tpb = write_tokens(corpus, tokens)
     corpus.tokenizer.save(out / "tokenizer.json")
