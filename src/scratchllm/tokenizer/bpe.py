@@ -121,7 +121,7 @@ class Tokenizer:
     def _check_ids(self) -> None:
         ids = set(self.ranks.values())
         if len(ids) != len(self.ranks):
-            raise UserError(f"tokenizer {self.name or ''!r} maps two byte strings to one id; the vocabulary file is corrupt")
+            raise UserError("the vocabulary maps two byte strings to one id; the tokenizer file is corrupt, re-create it")
         clash = ids & set(self.special_tokens.values())
         if clash:
             raise UserError(f"special token id {min(clash)} is also a regular token id; give special tokens unused ids")
