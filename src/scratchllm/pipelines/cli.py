@@ -26,5 +26,6 @@ def cmd_speedrun(args) -> int:
     overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else [])
     report = speedrun(args.out, data=args.data, preset=args.preset, overrides=overrides, progress=not args.no_progress)
     print(f"report: {report}")
-    print(f'generate with: scratchllm generate --run {args.out} --prompt "def "')
+    prompt = "The " if args.data else "def "  # the built-in corpus is Python source
+    print(f'generate with: scratchllm generate --run {args.out} --prompt "{prompt}"')
     return 0

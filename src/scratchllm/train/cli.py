@@ -51,5 +51,6 @@ def cmd_train(args) -> int:
         return 130
     figures = ", ".join(f"{k} {final[k]:.4f}" for k in ("loss", "val_loss", "val_bpb") if k in final)
     print(f"done: {result.step} steps, {result.tokens:,} tokens in {result.wall_s:.0f}s; {figures}")
-    print(f'generate with: scratchllm generate --run {out} --prompt "def "')
+    prompt = "The " if cfg.data.path else "def "  # the built-in corpus is Python source
+    print(f'generate with: scratchllm generate --run {out} --prompt "{prompt}"')
     return 0
