@@ -20,6 +20,7 @@ The defaults are a small model sized for a CPU (see bench/charlm_transformer.py)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     if not quiet:
         print(f"# {corpus.name}: {corpus.mode} mode, vocab {corpus.tokenizer.vocab_size}")
     model = Transformer(cfg.model)
-    train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet)
+    result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet)
     # The loop's val figure is a fixed sample; the final one scores every val token (and as many train ones).
     device = next(model.parameters()).device
     score = lambda b: evaluate(model, b, next_token_loss, device, cfg.train.dtype)  # noqa: E731
@@ -119,8 +120,8 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     n_windows = sum(len(x) for x, _ in val_all)
     train_some = window_batches(val_windows(tokens, T, n_windows, split="train"), B)
     final = {"train_loss": score(train_some), "val_loss": score(val_all)}
-    final["val_bpb"] = final["val_loss"] / np.log(2) * tpb
-    MetricsLog(out / "metrics.jsonl").write({"step": cfg.train.max_steps, **final})
+    final["val_bpb"] = final["val_loss"] / math.log(2) * tpb
+    MetricsLog(out / "metrics.jsonl").write({"step": result.step, **final})
     atomic_write_text(out / "samples.txt", "\n".join(_draw(model.eval(), corpus.tokenizer, 20, 0)) + "\n")
     return final
 
