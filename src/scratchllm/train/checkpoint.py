@@ -237,10 +237,11 @@ def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint, device: s
     if not ckpt.has_optimizer:
         raise UserError(f"checkpoint '{ckpt.path}' has no optimizer state, so it cannot be resumed; start a new run from it")
     saved = torch.load(ckpt.path / "optimizer.pt", map_location=device, weights_only=True)
-    for group in saved["param_groups"]:
-        # subtle: fused/foreach describe the machine that saved, not this one.
-        group.pop("fused", None)
-        group.pop("foreach", None)
+    for group, current in zip(saved["param_groups"], optimizer.param_groups):
+        # subtle: fused/foreach describe the machine that saved (a GPU); keep this machine's choice.
+        for key in ("fused", "foreach"):
+            if key in current:
+                group[key] = current[key]
     optimizer.load_state_dict(saved)
 
 
