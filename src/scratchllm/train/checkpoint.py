@@ -195,7 +195,7 @@ class Checkpoint:
         return "optimizer.pt" in self.state["files"]
 
 
-def _verify(path: Path) -> Checkpoint:
+def _verify(path: Path, weights_only: bool = False) -> Checkpoint:
     corrupt = f"checkpoint '{path}' is corrupt or incomplete"
     fix = "delete that directory to fall back to an earlier one, or retrain"
     try:
@@ -204,14 +204,18 @@ def _verify(path: Path) -> Checkpoint:
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{corrupt} (unreadable state.json); {fix}") from None
     for name, want in files.items():
+        if weights_only and name != "model.safetensors":
+            continue  # e.g. generation never reads the (large) optimizer file
         f = path / name
         if not f.is_file() or f.stat().st_size != want["bytes"] or _file_record(f)["sha256"] != want["sha256"]:
             raise UserError(f"{corrupt} ({name} is missing or does not match its checksum); {fix}")
     return Checkpoint(path=path, step=int(state["step"]), state=state)
 
 
-def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Checkpoint:
-    """The newest checkpoint (or the one at `step`) of a run, verified against its checksums."""
+def find_checkpoint(run_dir: str | Path, step: int | None = None, weights_only: bool = False) -> Checkpoint:
+    """The newest checkpoint (or the one at `step`) of a run, verified against its checksums
+
+    (only the weights' checksum with `weights_only`)."""
     steps = list_steps(run_dir)
     if not steps:
         raise UserError(f"run directory '{run_dir}' has no checkpoints; train it first (scratchllm train --out {run_dir})")
@@ -219,7 +223,7 @@ def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Checkpoint:
         step = steps[-1]
     elif step not in steps:
         raise UserError(f"run '{run_dir}' has no checkpoint at step {step}; it has steps {steps}")
-    return _verify(step_dir(run_dir, step))
+    return _verify(step_dir(run_dir, step), weights_only)
 
 
 def load_weights(model: torch.nn.Module, ckpt: Checkpoint, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -271,7 +275,7 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
     if not run_dir.is_dir():
         raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a training run")
     config = load_run_config(run_dir)
-    ckpt = find_checkpoint(run_dir, step)
+    ckpt = find_checkpoint(run_dir, step, weights_only=True)
     tokenizer = None
     if (run_dir / "tokenizer.json").is_file():
         from scratchllm.tokenizer import load_tokenizer
