@@ -54,6 +54,9 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
         cfg.data.path = data
     timings, t = {}, time.perf_counter()
     token_dir = prepare_data(cfg, out, progress)
+    if not tokens_per_byte(read_meta(token_dir)):
+        raise UserError(f"'{token_dir}/meta.json' has no byte count for the val split, so bits per byte cannot be "
+                        "reported; pass raw text with --data (speedrun tokenizes it) instead")
     timings["tokenizer + tokenize"] = time.perf_counter() - t
     t = time.perf_counter()
     result, model, token_dir, cfg = pretrain(cfg, out, progress=progress)
