@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import prose, write_jsonl
+from data_helpers import prose, write_jsonl
 from scratchllm.cli import main
 from scratchllm.data.dedup import DedupConfig, Deduplicator, fingerprint
 from scratchllm.data.minhash import MinHasher, choose_bands, estimate_jaccard, s_curve

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import prose
+from data_helpers import prose
 from scratchllm.data import langid
 from scratchllm.data.filters import FilterConfig, check, dup_ngram_char_frac
 from scratchllm.data.textstats import words

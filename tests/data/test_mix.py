@@ -4,7 +4,7 @@ import functools
 
 import pytest
 
-from conftest import prose
+from data_helpers import prose
 from scratchllm.data.mix import copies, plan_rates
 from scratchllm.data.sources import Document
 from scratchllm.data.stages import run_mix

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import prose, write_jsonl
+from data_helpers import prose, write_jsonl
 from scratchllm.cli import main
 from scratchllm.data.download import download
 from scratchllm.data.prepare import prepare

@@ -6,7 +6,7 @@ import lzma
 
 import pytest
 
-from conftest import write_jsonl
+from data_helpers import write_jsonl
 from scratchllm.data.sources import ReadStats, read_documents
 from scratchllm.errors import UserError
 

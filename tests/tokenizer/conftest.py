@@ -3,14 +3,8 @@ shared files (tests that need them skip when the files are absent)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-DATA = Path(os.environ.get("SCRATCHLLM_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-TOKDIR = DATA / "tokenizer"
-ENCODINGS = ["gpt2", "cl100k_base", "o200k_base"]
+from tok_paths import TOKDIR
 
 
 def _ours(name: str):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from scratchllm.errors import UserError
 
-from conftest import ENCODINGS
+from tok_paths import ENCODINGS
 
 TEXTS = {
     "prose": "The quick brown fox jumps over the lazy dog. It's a dog's life, isn't it? I'LL say WE'VE won.",

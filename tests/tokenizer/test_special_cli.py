@@ -123,7 +123,7 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_cli_import_openai(tmp_path, capsys, openai_pair):
-    from conftest import TOKDIR
+    from tok_paths import TOKDIR
 
     ours, _ = openai_pair("cl100k_base")
     rc, _, _ = run_cli(["import", "--tiktoken", str(TOKDIR / "cl100k_base.tiktoken"), "--pattern", "cl100k",

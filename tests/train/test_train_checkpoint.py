@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer import Tokenizer

@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 from scratchllm.data.loader import TokenLoader, val_windows, window_batches
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer

@@ -154,7 +154,7 @@ class _StopOnSigint:
 class _Trainer:
     def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte):
         self.cfg, self.tc = cfg, cfg.train
-        self.batches, self.loss_fn = batches, loss_fn
+        self.batches = batches
         self.val_batches = list(val_batches) if val_batches is not None else None
         self.tokens_per_byte = tokens_per_byte
         self.out_dir = Path(out_dir)
@@ -164,7 +164,9 @@ class _Trainer:
         if self.tc.gradient_checkpointing:
             self.raw.gradient_checkpointing = True
         self.optimizer = make_optimizer(self.raw, self.tc, self.device.type)
-        self.model = torch.compile(self.raw) if self.tc.compile else self.raw
+        # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
+        # lm_head output instead of materializing fp32 logits.
+        self.loss = torch.compile(loss_fn) if self.tc.compile else loss_fn
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = self.tokens = 0
         self.seconds_before = 0.0  # training time of earlier segments of a resumed run
@@ -205,7 +207,7 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
-        loss_sum = accumulate_gradients(self.model, micro, self.loss_fn, self.device, self.tc.dtype)
+        loss_sum = accumulate_gradients(self.raw, micro, self.loss, self.device, self.tc.dtype)
         n_tokens = sum(batch_tokens(b) for b in micro)
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
@@ -218,7 +220,7 @@ class _Trainer:
     def validate(self) -> dict[str, float]:
         if not self.val_batches:
             return {}
-        val_loss = evaluate(self.model, self.val_batches, self.loss_fn, self.device, self.tc.dtype)
+        val_loss = evaluate(self.raw, self.val_batches, self.loss, self.device, self.tc.dtype)
         out = {"val_loss": val_loss}
         if self.tokens_per_byte:
             out["val_bpb"] = val_loss / math.log(2) * self.tokens_per_byte
