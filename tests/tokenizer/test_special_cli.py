@@ -113,7 +113,7 @@ def test_cli_errors(tmp_path, capsys):
     assert rc == 2 and "does not exist" in err
     rc, _, err = run_cli(["train", "--input", str(tmp_path / "nothing*.txt"), "--out", str(tmp_path / "t.json")],
                          capsys=capsys)
-    assert rc == 2 and "matches no file" in err and not (tmp_path / "t.json").exists()
+    assert rc == 2 and "matched no" in err and not (tmp_path / "t.json").exists()
     tok = Tokenizer({bytes([i]): i for i in range(256)}, "gpt2")
     tok.save(tmp_path / "t.json")
     rc, _, err = run_cli(["decode", "--tokenizer", str(tmp_path / "t.json")], "not json", capsys)
@@ -136,7 +136,7 @@ def test_read_texts_formats_and_budget(tmp_path):
     import gzip
     import lzma
 
-    from scratchllm.tokenizer.textio import read_texts
+    from scratchllm.data.sources import read_texts
 
     (tmp_path / "a.txt").write_text("0123456789")
     with gzip.open(tmp_path / "b.jsonl.gz", "wt") as f:

@@ -205,3 +205,18 @@ def read_documents(inputs: list[str], text_field: str = "text", id_field: str = 
     if stats.documents == 0 and stats.missing_field > missing_before:
         raise UserError(f"no document in {', '.join(inputs)} has a text field '{text_field}'; "
                         f"name the right field with --field")
+
+
+def read_texts(inputs: list[str], text_field: str = "text", max_bytes: int | None = None) -> Iterator[str]:
+    """The documents' text alone, stopping after `max_bytes` of UTF-8 (the last one cut to fit).
+
+    What tokenizer training and stats read: a sample of a corpus, bounded in size.
+    """
+    budget = max_bytes if max_bytes is not None else float("inf")
+    for doc in read_documents(inputs, text_field=text_field):
+        n = len(doc.text.encode("utf-8"))
+        if n >= budget:
+            yield doc.text[: int(budget)]  # cut by characters: a safe, close bound on the bytes
+            return
+        budget -= n
+        yield doc.text

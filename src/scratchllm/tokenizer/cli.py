@@ -78,7 +78,7 @@ def _load(path):
 
 def cmd_train(args) -> int:
     from scratchllm.tokenizer.bpe import Tokenizer
-    from scratchllm.tokenizer.textio import read_texts
+    from scratchllm.data.sources import read_texts
 
     print(f"tokenizer train: vocab_size={args.vocab_size} pattern={args.pattern} max_bytes={args.max_bytes} "
           f"workers={args.workers or 'all'} input={args.input}", file=sys.stderr)
@@ -131,7 +131,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from scratchllm.tokenizer.textio import read_texts
+    from scratchllm.data.sources import read_texts
 
     tok = _load(args.tokenizer)
     n_bytes = n_tokens = 0
