@@ -27,9 +27,11 @@ from scratchllm.charlm.runs import CharLMConfig
 from scratchllm.charlm.transformer import train_transformer
 
 # nanoGPT config/train_shakespeare_char.py, expressed as our overrides; bf16 autocast and
-# torch.compile are the loop's CUDA path. 5000 steps x 64 x 256 tokens, as nanoGPT.
+# torch.compile are the loop's CUDA path. nanoGPT runs 5000 steps x 64 x 256 tokens and keeps its
+# best val; this set overfits after ~2000 steps (measured: best 1.465 at 2000, final 1.69 at 5000),
+# so the schedule ends at 2000 and the *final* model is the good one (val 1.456 on one H100).
 GPU = ["model.n_layer=6", "model.n_head=6", "model.n_embd=384", "model.block_size=256", "model.dropout=0.2",
-       "model.bias=false", "train.batch_size=64", "train.max_steps=5000", "train.max_lr=1e-3",
+       "model.bias=false", "train.batch_size=64", "train.max_steps=2000", "train.max_lr=1e-3",
        "train.min_lr=1e-4", "train.warmup_steps=100", "train.beta2=0.99", "train.weight_decay=0.1",
        "train.eval_every=500", "train.eval_batches=20", "train.log_every=100", "train.compile=true",
        "train.device=cuda"]
