@@ -92,7 +92,6 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(self.head_dim, cfg.norm_eps)
             self.k_norm = RMSNorm(self.head_dim, cfg.norm_eps)
         self.qk_norm = cfg.qk_norm
-        self.dropout_p = cfg.dropout
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
@@ -116,6 +115,6 @@ class Attention(nn.Module):
         if need_weights:
             y, weights = reference_attention(q, k, v, start, self.attn_dropout)
         else:
-            y = sdpa_attention(q, k, v, start, self.dropout_p if self.training else 0.0)
+            y = sdpa_attention(q, k, v, start, self.attn_dropout.p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
         return self.resid_dropout(self.o(y)), weights

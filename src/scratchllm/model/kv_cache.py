@@ -49,7 +49,3 @@ class KVCache:
     def advance(self, n: int) -> None:
         """Move the counter past `n` tokens once every layer has stored them."""
         self.pos += n
-
-    def reset(self) -> None:
-        """Forget everything (the tensors are reused; stale values are never read)."""
-        self.pos = 0

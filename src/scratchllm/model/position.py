@@ -45,8 +45,7 @@ def rope_frequencies(head_dim: int, theta: float = 10000.0, scaling: dict | None
     low frequencies, keeps the high ones and blends in between.
     """
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    if not scaling:
-        return inv_freq.float()
+    scaling = scaling or {}
     kind = scaling.get("rope_type", scaling.get("type"))
     if kind in (None, "default"):
         return inv_freq.float()

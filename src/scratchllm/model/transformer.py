@@ -123,8 +123,9 @@ class Transformer(nn.Module):
             rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
         x = self.drop(x)
         weights = []
+        recompute = self.gradient_checkpointing and self.training and kv_cache is None and not return_attention
         for block in self.blocks:
-            if self.gradient_checkpointing and self.training and kv_cache is None and not return_attention:
+            if recompute:
                 x, _ = checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x, w = block(x, rope, kv_cache, return_attention)
