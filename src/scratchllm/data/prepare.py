@@ -40,7 +40,7 @@ from scratchllm.data.shards import ShardWriter
 from scratchllm.data.sources import Document, ReadStats, expand_paths, read_documents
 from scratchllm.data.stages import Timings, Work, process_documents
 from scratchllm.data.synthetic import synthetic_documents
-from scratchllm.data.tokenize import _encoded, _fast
+from scratchllm.data.tokenize import encode_documents, with_fast_backend
 from scratchllm.errors import UserError
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
@@ -184,7 +184,7 @@ def write_shards(order: list, scan: _Scan, spool_path: Path, tok_path: Path, tok
 
     bar = tqdm(total=sum(scan.rows[r][2] for r, _ in order), desc="tokenize", unit="B", unit_scale=True,
                disable=not progress)
-    for (row, split), (text, ids) in zip(order, _encoded(texts(), tok_path, recipe.workers)):
+    for (row, split), (text, ids) in zip(order, encode_documents(texts(), tok_path, recipe.workers)):
         size = scan.rows[row][2]
         writers[split].add_document(ids)
         nbytes[split] += size
@@ -220,7 +220,7 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
     for src in recipe.sources:  # fail on a missing input now, not after an hour of scanning
         if src.type == "files":
             expand_paths([p for p in src.paths if not p.startswith("hf:")])
-    tokenizer = _fast(load_tokenizer(recipe.tokenizer))
+    tokenizer = with_fast_backend(load_tokenizer(recipe.tokenizer))
     if tokenizer.eot_id is None:
         raise UserError("the tokenizer has no <|endoftext|> token to separate documents; train it with the default special tokens")
     t_start = time.perf_counter()
