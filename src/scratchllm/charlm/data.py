@@ -68,10 +68,6 @@ class Corpus:
     tokenizer: CharTokenizer
     splits: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
-    def pad_id(self) -> int:
-        return pad_id(self.tokenizer)
-
 
 def pad_id(tok: CharTokenizer) -> int:
     """Context fill before the first character: the boundary, else a newline, else id 0."""
@@ -137,7 +133,8 @@ def examples(corpus: Corpus, items: list[str], context: int) -> tuple[torch.Tens
     In line mode each item is padded with `context` boundary ids in front and ends with one
     boundary target, so `.emma.` with context 3 gives `... -> e`, `..e -> m`, ..., `mma -> .`.
     """
-    tok, pad = corpus.tokenizer, corpus.pad_id
+    tok = corpus.tokenizer
+    pad = pad_id(tok)
     seq: list[int] = []
     is_target: list[bool] = []
     for item in items:

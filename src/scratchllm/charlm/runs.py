@@ -79,7 +79,12 @@ def resolve(charlm: CharLMConfig, overrides: list[str]):
 
 
 def _xy(corpus: Corpus, split: str, context: int):
-    return examples(corpus, corpus.splits[split], context) if split in corpus.splits else None
+    return examples(corpus, corpus.splits[split], context)
+
+
+def _context(run) -> int:
+    """Characters the model reads: the MLP's context, one for the bigrams."""
+    return run.mlp.context if run.charlm.kind == "mlp" else 1
 
 
 def _fit_bigram(run: BigramRun, corpus: Corpus, out: Path, progress: bool):
@@ -135,7 +140,7 @@ def train_run(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, p
         print(f"# resolved config (saved to {out / 'config.toml'})\n{text}")
     torch.manual_seed(charlm.seed)
     model, step, score, extra = FIT[charlm.kind](run, corpus, out, progress)
-    context = run.mlp.context if charlm.kind == "mlp" else 1
+    context = _context(run)
     final = {f"{split}_loss": score(_xy(corpus, split, context)) for split in corpus.splits}
     final = {"step": step, **final, **extra}
     atomic_write_text(out / "config.toml", text)
@@ -182,5 +187,4 @@ def _draw(model, tok: CharTokenizer, context: int, n: int, seed: int, length: in
 def sample_run(run_dir: str | Path, n: int = 20, seed: int = 0, length: int = 200) -> list[str]:
     """`n` samples from a small-model run (items, or `length`-character passages for a stream)."""
     model, tok, run = load_small_run(run_dir)
-    context = run.mlp.context if run.charlm.kind == "mlp" else 1
-    return _draw(model, tok, context, n, seed, length)
+    return _draw(model, tok, _context(run), n, seed, length)
