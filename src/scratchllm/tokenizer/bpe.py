@@ -92,10 +92,15 @@ def _bpe_merge_heap(ranks: dict[bytes, int], piece: bytes) -> list[int]:
     return out
 
 
-def _fix_surrogates(text: str) -> str:
-    # tiktoken's Python API does this on a UnicodeEncodeError: lone surrogates become U+FFFD
-    # (and a surrogate *pair* spelled as two code points becomes the real character).
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+def fix_surrogates(text: str) -> str:
+    """`text`, or, if it is not valid UTF-8, `text` with lone surrogates as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        # tiktoken's Python API does this on a UnicodeEncodeError: lone surrogates become U+FFFD
+        # (and a surrogate *pair* spelled as two code points becomes the real character).
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class Tokenizer:
@@ -183,11 +188,7 @@ class Tokenizer:
         """Ids of `text`, special-token strings treated as plain text (tiktoken's `encode_ordinary`)."""
         if self._backend == "tiktoken":
             return self.to_tiktoken().encode_ordinary(text)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _fix_surrogates(text)
-        return self._encode_chunk(text)
+        return self._encode_chunk(fix_surrogates(text))
 
     def _special_regex(self, tokens: AbstractSet[str]) -> regex.Pattern:
         key = frozenset(tokens)
@@ -230,10 +231,7 @@ class Tokenizer:
         allowed = self._allowed_specials(text, allowed_special, disallowed_special)
         if self._backend == "tiktoken":
             return self.to_tiktoken().encode(text, allowed_special=allowed, disallowed_special=())
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _fix_surrogates(text)
+        text = fix_surrogates(text)
         if not allowed:
             return self._encode_chunk(text)
         out: list[int] = []

@@ -21,6 +21,7 @@ different splits), the pieces are rewritten to that token and no new id is spent
 
 from __future__ import annotations
 
+import functools
 import heapq
 import multiprocessing as mp
 import os
@@ -30,37 +31,30 @@ from typing import Iterable
 import regex
 from tqdm import tqdm
 
+from scratchllm.tokenizer.bpe import fix_surrogates
 from scratchllm.tokenizer.patterns import has_newer_chars, split_like_tiktoken
 
 CHUNK_CHARS = 1_000_000  # characters of text a counting task handles (small: a few MB still spread over cores)
 SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
 MASK = (1 << SHIFT) - 1
 
-_regex_cache: dict[tuple[str, tuple[str, ...]], tuple[regex.Pattern, regex.Pattern | None]] = {}
-
-
-def _compiled(pattern: str, specials: tuple[str, ...]):
-    key = (pattern, specials)
-    if key not in _regex_cache:
-        sp = regex.compile("|".join(regex.escape(s) for s in specials)) if specials else None
-        _regex_cache[key] = (regex.compile(pattern), sp)
-    return _regex_cache[key]
+@functools.cache
+def _compiled(pattern: str, specials: tuple[str, ...]) -> tuple[regex.Pattern, regex.Pattern | None]:
+    sp = regex.compile("|".join(regex.escape(s) for s in specials)) if specials else None
+    return regex.compile(pattern), sp
 
 
 def count_chunk(docs: list[str], pattern: str, specials: tuple[str, ...]) -> Counter:
     """Counts of the regex pieces of `docs`; special-token strings are cut out, never learned."""
     pat, sp = _compiled(pattern, specials)
+    parts = [part for doc in docs for part in (sp.split(doc) if sp is not None and "<|" in doc else (doc,))]
     counts: Counter = Counter()
-    for doc in docs:
-        for part in sp.split(doc) if sp is not None and "<|" in doc else (doc,):
-            counts.update(pat.findall(part))
+    for part in parts:
+        counts.update(pat.findall(part))
     # the encoder splits text holding characters newer than tiktoken's Unicode tables the way
     # tiktoken does (see patterns.py); training must see the same pieces (rare: count again)
     if any(not p.isascii() and has_newer_chars(p) for p in counts):
-        counts = Counter()
-        for doc in docs:
-            for part in sp.split(doc) if sp is not None and "<|" in doc else (doc,):
-                counts.update(split_like_tiktoken(pat, part))
+        counts = Counter(p for part in parts for p in split_like_tiktoken(pat, part))
     return counts
 
 
@@ -135,10 +129,7 @@ def _collect(item, total: Counter, bar: tqdm) -> None:
 def _to_words(counts: dict[str, int]) -> tuple[list[list[int]], list[int]]:
     merged: dict[bytes, int] = {}
     for s, c in counts.items():
-        try:
-            b = s.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: U+FFFD, as the encoder will see them
-            b = s.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+        b = fix_surrogates(s).encode("utf-8")  # lone surrogates: U+FFFD, as the encoder will see them
         if len(b) > 1:  # a single byte has no pair: it can never take part in a merge
             merged[b] = merged.get(b, 0) + c
     return [list(b) for b in merged], list(merged.values())
