@@ -17,6 +17,8 @@ whitespace apart, so merges stay within words and digits (cl100k/o200k: at most 
 
 from __future__ import annotations
 
+import functools
+
 from scratchllm.errors import UserError
 
 # subtle: `$` in these strings only ever follows a possessive `\s++`, which has already eaten a
@@ -71,14 +73,6 @@ def resolve_pattern(pattern: str) -> str:
     return pat
 
 
-def pattern_name(pat: str) -> str | None:
-    """The short name of a built-in pattern string, or None for a custom one."""
-    for name in ("gpt2", "gpt4", "o200k"):
-        if PATTERNS[name] == pat:
-            return name
-    return None
-
-
 # tiktoken's Rust regex has Unicode 16.0 tables; the `regex` module here has Unicode 17.0. The code
 # points below were assigned in 17.0 as letters, marks or digits, so `regex` puts them in \p{L},
 # \p{M} or \p{N} while tiktoken sees unassigned characters. Found by comparing both on every
@@ -99,17 +93,18 @@ NEWER_THAN_TIKTOKEN = "[" + (
     r"\U0001e6e0-\U0001e6f5\U0001e6fe-\U0001e6ff\U0002b73a-\U0002b73f\U0002b81e"
     r"\U0002cea2-\U0002cead\U000323b0-\U00033479\U0003d000-\U0003fc3f"
 ) + "]"
-_newer = None
+
+
+@functools.cache
+def _newer():
+    import regex
+
+    return regex.compile(NEWER_THAN_TIKTOKEN)
 
 
 def has_newer_chars(text: str) -> bool:
     """Whether `text` holds a character that tiktoken's Unicode tables do not know yet."""
-    global _newer
-    if _newer is None:
-        import regex
-
-        _newer = regex.compile(NEWER_THAN_TIKTOKEN)
-    return _newer.search(text) is not None
+    return _newer().search(text) is not None
 
 
 def split_like_tiktoken(compiled, text: str) -> list[str]:
@@ -118,6 +113,5 @@ def split_like_tiktoken(compiled, text: str) -> list[str]:
     Each newer character is replaced by U+0378 (unassigned in every Unicode version) for the
     regex only; the pieces are cut from the original text at the same offsets.
     """
-    has_newer_chars("")  # compiles the class once
-    masked = _newer.sub("\u0378", text)
+    masked = _newer().sub("\u0378", text)
     return [text[m.start():m.end()] for m in compiled.finditer(masked)]
