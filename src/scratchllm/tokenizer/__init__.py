@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from scratchllm.errors import UserError
@@ -22,26 +21,19 @@ def load_tokenizer(path):
 
     A Hugging Face tokenizer.json (byte-level BPE) is imported as a Tokenizer too.
     """
+    from scratchllm.tokenizer.formats import read_json, tokenizer_from_dict, tokenizer_from_hf_dict
+
     p = Path(path)
     if p.is_dir():
         p = p / "tokenizer.json"
-    if not p.is_file():
-        raise UserError(f"tokenizer file '{p}' does not exist; pass a tokenizer JSON or a run directory")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"tokenizer file '{p}' is not valid JSON ({e}); re-create it") from None
+    d = read_json(p, "pass a tokenizer JSON or a run directory")
     kind = d.get("type") if isinstance(d, dict) else None
     if kind == "bpe":
-        from scratchllm.tokenizer.formats import tokenizer_from_dict
-
         return tokenizer_from_dict(d, f"'{p}'")
     if kind == "char":
         from scratchllm.charlm.vocab import CharTokenizer
 
         return CharTokenizer.load(p)
     if isinstance(d, dict) and isinstance(d.get("model"), dict):
-        from scratchllm.tokenizer.formats import tokenizer_from_hf_dict
-
         return tokenizer_from_hf_dict(d, name=p.parent.name)
     raise UserError(f"'{p}' has tokenizer type {kind!r}; expected 'bpe' or 'char' (or a HF tokenizer.json)")

@@ -43,10 +43,11 @@ def unescape_bytes(s: str) -> bytes:
     return codecs.escape_decode(s.encode("ascii"))[0]
 
 
-def _read_json(path) -> dict:
+def read_json(path, fix: str = "pass the path of a tokenizer JSON") -> dict:
+    """The parsed JSON of a tokenizer file; a UserError (ending with `fix`) if missing or not JSON."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"tokenizer file '{p}' does not exist; pass the path of a tokenizer JSON")
+        raise UserError(f"tokenizer file '{p}' does not exist; {fix}")
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -77,7 +78,7 @@ def tokenizer_from_dict(d: dict, where: str = "tokenizer") -> Tokenizer:
 
 def load_json(path) -> Tokenizer:
     """Read our JSON (`"type": "bpe"`)."""
-    d = _read_json(path)
+    d = read_json(path)
     if d.get("type") != "bpe":
         raise UserError(f"'{path}' is a {d.get('type')!r} tokenizer, not 'bpe'; use scratchllm.tokenizer.load_tokenizer")
     return tokenizer_from_dict(d, f"'{path}'")
@@ -106,7 +107,7 @@ def _unicode_to_bytes(s: str, decoder: dict[str, int]) -> bytes:
 
 def import_gpt2(encoder_json, vocab_bpe, name: str = "gpt2") -> Tokenizer:
     """GPT-2's original files: ids from encoder.json; tokens no merge makes (`<|endoftext|>`) are special."""
-    enc = _read_json(encoder_json)
+    enc = read_json(encoder_json)
     try:
         lines = Path(vocab_bpe).read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
@@ -239,4 +240,4 @@ def _hf_pattern(pre: dict | None) -> str:
 
 def import_hf(path, name: str = "") -> Tokenizer:
     """Read a byte-level BPE HF tokenizer.json file."""
-    return tokenizer_from_hf_dict(_read_json(path), name=name or Path(path).parent.name)
+    return tokenizer_from_hf_dict(read_json(path), name=name or Path(path).parent.name)
