@@ -54,18 +54,18 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
         cfg.data.path = data
     timings, t = {}, time.perf_counter()
     token_dir = prepare_data(cfg, out, progress)
-    if not tokens_per_byte(read_meta(token_dir)):
+    meta = read_meta(token_dir)
+    if not tokens_per_byte(meta):
         raise UserError(f"'{token_dir}/meta.json' has no byte count for the val split, so bits per byte cannot be "
                         "reported; pass raw text with --data (speedrun tokenizes it) instead")
     timings["tokenizer + tokenize"] = time.perf_counter() - t
     t = time.perf_counter()
-    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress)
+    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir)
     timings["pretrain"] = time.perf_counter() - t
     if result.interrupted:
         print(f"training was stopped; continue it with: scratchllm train --out {out} --resume")
         raise KeyboardInterrupt
     t = time.perf_counter()
-    meta = read_meta(token_dir)
     baselines = ngram_baselines(token_dir)
     metrics = read_metrics(out / "metrics.jsonl")
     curve = "loss.png"

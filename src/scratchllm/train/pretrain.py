@@ -76,8 +76,12 @@ def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
     return token_dir
 
 
-def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False):
-    """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg)."""
+def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False,
+             token_dir: Path | None = None):
+    """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg).
+
+    `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
+    """
     from scratchllm.data.loader import TokenLoader, val_windows, window_batches
     from scratchllm.data.tokenize import read_meta, tokens_per_byte
     from scratchllm.model.transformer import Transformer
@@ -86,7 +90,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
     out_dir = Path(out_dir)
     if not resume and ckpt.list_steps(out_dir):
         raise UserError(f"'{out_dir}' already holds a training run; pass --resume to continue it or choose another --out")
-    token_dir = prepare_data(cfg, out_dir, progress)
+    token_dir = token_dir or prepare_data(cfg, out_dir, progress)
     meta = read_meta(token_dir)
     vocab = -(-meta["vocab_size"] // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     if cfg.model.vocab_size != vocab:
