@@ -41,14 +41,10 @@ def register(subparsers) -> None:
 
 
 def _load(args):
-    import torch
-
     import scratchllm
+    from scratchllm.train.loop import resolve_device
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    run = scratchllm.load(args.run, step=args.step, device=device)
+    run = scratchllm.load(args.run, step=args.step, device=resolve_device(args.device))
     if run.tokenizer is None:
         raise UserError(f"run '{args.run}' has no tokenizer.json, so text cannot be encoded; copy the "
                         "tokenizer the model was trained with into the run directory")
