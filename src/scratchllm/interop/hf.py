@@ -99,13 +99,14 @@ def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Pa
     """Write run directory `out` (loadable by `scratchllm.load`) from a Hugging Face model directory."""
     from scratchllm.train.checkpoint import save_run_weights
 
-    model, arch = load_hf(hf_dir)
+    model, _ = load_hf(hf_dir)
+    tok_path = Path(hf_dir) / "tokenizer.json"
     tok = load_hf_tokenizer(hf_dir) if tokenizer else None
-    if tokenizer and tok is None and (Path(hf_dir) / "tokenizer.json").is_file():
-        print(f"note: '{Path(hf_dir) / 'tokenizer.json'}' is not a byte-level BPE tokenizer; "
+    if tokenizer and tok is None and tok_path.is_file():
+        print(f"note: '{tok_path}' is not a byte-level BPE tokenizer; "
               "the run is written without a tokenizer", file=sys.stderr)
     if tok is not None and tok.vocab_size > model.config.vocab_size:
-        raise UserError(f"'{Path(hf_dir) / 'tokenizer.json'}' has {tok.vocab_size} tokens but config.json field "
+        raise UserError(f"'{tok_path}' has {tok.vocab_size} tokens but config.json field "
                         f"'vocab_size' is {model.config.vocab_size}; the tokenizer belongs to another model")
     out = Path(out)
     # Built aside and renamed into place: a failed import never leaves a half-written run.
@@ -132,10 +133,10 @@ def _write_tokenizer(tok, tmp: Path, max_len: int) -> None:
 
 
 def _run_weights(run_dir: Path, step: int | None, cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """A run checkpoint's tensors (verified checksums), checked name by name against `cfg`'s model."""
+    """A run checkpoint's tensors (verified checksum), checked name by name against `cfg`'s model."""
     from scratchllm.train.checkpoint import find_checkpoint
 
-    ckpt = find_checkpoint(run_dir, step)
+    ckpt = find_checkpoint(run_dir, step, weights_only=True)   # export never reads the optimizer file
     state = load_file(str(ckpt.path / "model.safetensors"))
     if cfg.tie_embeddings:  # a tied matrix is stored once, under either name
         shared = state.get("tok_emb.weight", state.get("lm_head.weight"))
