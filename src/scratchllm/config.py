@@ -36,10 +36,6 @@ from scratchllm.errors import UserError
 T = TypeVar("T")
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _unknown_key(key: str, valid: list[str], where: str) -> UserError:
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f"did you mean '{where}{close[0]}'?" if close else f"valid keys: {', '.join(sorted(valid))}"
@@ -96,7 +92,7 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass `cls` from a (nested) dict; unknown keys and wrong types raise UserError."""
-    types_ = _field_types(cls)
+    types_ = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
@@ -182,14 +178,3 @@ def load_preset(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(preset_names())}")
     return tomllib.loads(path.read_text(encoding="utf-8"))
-
-
-def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge two config dicts; values in `top` win."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -160,13 +160,14 @@ def save_run_weights(run_dir: str | Path, model: torch.nn.Module, tokenizer=None
     >>> save_run_weights("runs/imported", model, tokenizer)          # doctest: +SKIP
     >>> scratchllm.load("runs/imported").model                       # doctest: +SKIP
     """
-    from scratchllm.train.config import RunConfig, run_config_toml
+    from scratchllm.config import dumps_toml
+    from scratchllm.train.config import RunConfig
 
     run_dir = Path(run_dir)
     if config is None:
         config = RunConfig(model=_model_config(model))
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", run_config_toml(config))
+    atomic_write_text(run_dir / "config.toml", dumps_toml(config))
     if tokenizer is not None:
         tokenizer.save(str(run_dir / "tokenizer.json"))
     return save_checkpoint(run_dir, step, model)

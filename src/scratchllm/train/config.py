@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scratchllm.config import apply_overrides, dumps_toml, from_dict, load_preset
+from scratchllm.config import apply_overrides, from_dict, load_preset
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
 
@@ -115,8 +115,3 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
     known = {k: v for k, v in data.items() if k in ("model", "train", "data")}
     return from_dict(RunConfig, known)
-
-
-def run_config_toml(cfg: RunConfig) -> str:
-    """The resolved config as TOML (what `config.toml` holds)."""
-    return dumps_toml(cfg)
