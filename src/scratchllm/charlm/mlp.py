@@ -95,6 +95,19 @@ def _optimizer(model: MLP, cfg: MLPConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
+def _step(model: MLP, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
+          gen: torch.Generator) -> torch.Tensor:
+    """One AdamW step at `lr` on a random minibatch; returns its loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    idx = torch.randint(0, len(x), (model.cfg.batch_size,), generator=gen)
+    loss = F.cross_entropy(model(x[idx]), y[idx])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_mlp(model: MLP, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
               seed: int = 0, log=None, progress: bool = True) -> dict:
     """Minibatch AdamW; calls `log(dict)` every eval_every steps; returns the final figures."""
@@ -105,13 +118,7 @@ def train_mlp(model: MLP, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
     model.train()
     bar = tqdm(range(cfg.steps), desc="mlp", disable=not progress)
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        idx = torch.randint(0, len(xt), (cfg.batch_size,), generator=gen)
-        loss = F.cross_entropy(model(xt[idx]), yt[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = _step(model, opt, xt, yt, lr_at(step, cfg), gen)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             record = {"step": step + 1, "lr": lr_at(step, cfg), "batch_loss": loss.item(),
                       "val_loss": evaluate(model, xv, yv)}
@@ -134,13 +141,7 @@ def lr_find(model: MLP, x: torch.Tensor, y: torch.Tensor, lo: float = 1e-4, hi: 
     lrs, losses = [], []
     for i in range(steps):
         lr = lo * (hi / lo) ** (i / (steps - 1))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(0, len(x), (cfg.batch_size,), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = _step(model, opt, x, y, lr, gen)
         lrs.append(lr)
         losses.append(loss.item())
     return lrs, losses

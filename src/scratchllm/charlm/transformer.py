@@ -75,10 +75,11 @@ def _stream(corpus: Corpus, split: str) -> np.ndarray:
 
 def write_tokens(corpus: Corpus, directory: Path) -> float:
     """Write train/val shards for the main loader; returns val tokens per UTF-8 byte (for bits per byte)."""
-    for split in ("train", "val"):
-        write_shard(directory / f"{split}-00000.bin", _stream(corpus, split))
+    streams = {split: _stream(corpus, split) for split in ("train", "val")}
+    for split, ids in streams.items():
+        write_shard(directory / f"{split}-00000.bin", ids)
     val_text = "\n".join(corpus.splits["val"])
-    return len(_stream(corpus, "val")) / max(1, len(val_text.encode("utf-8")))
+    return len(streams["val"]) / max(1, len(val_text.encode("utf-8")))
 
 
 def full_split_batches(directory: Path, split: str, block_size: int, batch_size: int):
