@@ -8,7 +8,7 @@ import random
 # a larger pool of content words: random sentences over them repeat no 5-gram by chance.
 STOP = "the of and to in that was with for as on at by his her be have had it is".split()
 CONTENT = [f"{a}{b}" for a in ("gar", "mel", "ton", "ris", "pal", "dun", "vek", "sol", "bra", "fin")
-           for b in ("den", "low", "mer", "sith", "ka", "ward", "ish", "ton", "ble", "ron")] * 1
+           for b in ("den", "low", "mer", "sith", "ka", "ward", "ish", "ton", "ble", "ron")]
 CONTENT += "river mountain candle window letter garden morning evening silver winter summer forest".split()
 
 

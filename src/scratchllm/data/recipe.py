@@ -87,11 +87,11 @@ def recipe_from_dict(data: dict) -> Recipe:
     return from_dict(Recipe, data)
 
 
-def find_recipe(name_or_path: str) -> Path | str:
-    """A recipe path, or the text of a packaged recipe (`gutenberg` -> recipes/gutenberg.toml)."""
+def find_recipe(name_or_path: str) -> str:
+    """The text of a recipe file, or of a packaged recipe (`gutenberg` -> recipes/gutenberg.toml)."""
     p = Path(name_or_path)
     if p.is_file():
-        return p
+        return p.read_text(encoding="utf-8")
     stem = p.stem if p.suffix == ".toml" else p.name
     packaged = resources.files("scratchllm") / "recipes" / f"{stem}.toml"
     if packaged.is_file():
@@ -102,10 +102,8 @@ def find_recipe(name_or_path: str) -> Path | str:
 
 def load_recipe(name_or_path: str) -> Recipe:
     """Read a recipe TOML file (or packaged recipe name) into a Recipe."""
-    found = find_recipe(name_or_path)
-    text = found.read_text(encoding="utf-8") if isinstance(found, Path) else found
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(find_recipe(name_or_path))
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"recipe '{name_or_path}' is not valid TOML ({e}); fix the file") from None
     return recipe_from_dict(data)
