@@ -53,7 +53,10 @@ class Cluster:
     """A group of duplicates: their ids (kept one first) and how they were found."""
     ids: list[str]
     kind: str  # "exact" or "near"
-    kept: str = ""
+
+    @property
+    def kept(self) -> str:
+        return self.ids[0]
 
 
 @dataclass
@@ -162,5 +165,5 @@ class Deduplicator:
                 keep[m] = m == best
             ordered = [best] + [m for m in members if m != best]
             kind = "exact" if self.cfg.exact and len({self.keys[m] for m in members}) == 1 else "near"
-            clusters.append(Cluster([self.ids[m] for m in ordered], kind, self.ids[best]))
+            clusters.append(Cluster([self.ids[m] for m in ordered], kind))
         return DedupResult(keep, clusters)
