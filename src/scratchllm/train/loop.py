@@ -234,8 +234,8 @@ class _Trainer:
         return out
 
     def run(self) -> TrainResult:
-        tc, start = self.tc, time.perf_counter()
-        self.started = start
+        tc = self.tc
+        self.started = time.perf_counter()
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval_loss, interval_steps, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
@@ -265,13 +265,22 @@ class _Trainer:
                 interval_loss, interval_steps, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         bar.close()
         self.save()
-        wall = time.perf_counter() - start
+        wall = time.perf_counter() - self.started
         interrupted = stop.requested and not last
         if interrupted:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
         elif self.step < tc.max_steps:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
         return TrainResult(self.step, self.tokens, wall, interrupted, record)
+
+
+def check_out_dir(out_dir: Path, resume: bool) -> None:
+    """A new run needs a directory without checkpoints; a resumed one needs one with them."""
+    has_run = bool(ckpt.list_steps(out_dir))
+    if has_run and not resume:
+        raise UserError(f"'{out_dir}' already holds a training run; pass --resume to continue it or choose another --out")
+    if resume and not has_run:
+        raise UserError(f"nothing to resume in '{out_dir}' (no checkpoints); drop --resume to start a new run")
 
 
 def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn: Callable = next_token_loss,
@@ -283,10 +292,7 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     the newest checkpoint in `out_dir` exactly (same batches, same random numbers).
     """
     out_dir = Path(out_dir)
-    if not resume and ckpt.list_steps(out_dir):
-        raise UserError(f"'{out_dir}' already holds a training run; pass --resume to continue it or choose another --out")
-    if resume and not ckpt.list_steps(out_dir):
-        raise UserError(f"nothing to resume in '{out_dir}' (no checkpoints); drop --resume to start a new run")
+    check_out_dir(out_dir, resume)
     text = dumps_toml(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.toml", text)

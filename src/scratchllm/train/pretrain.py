@@ -85,11 +85,10 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
     from scratchllm.data.loader import TokenLoader, val_windows, window_batches
     from scratchllm.data.tokenize import read_meta, tokens_per_byte
     from scratchllm.model.transformer import Transformer
-    from scratchllm.train.loop import train
+    from scratchllm.train.loop import check_out_dir, train
 
     out_dir = Path(out_dir)
-    if not resume and ckpt.list_steps(out_dir):
-        raise UserError(f"'{out_dir}' already holds a training run; pass --resume to continue it or choose another --out")
+    check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or prepare_data(cfg, out_dir, progress)
     meta = read_meta(token_dir)
     vocab = -(-meta["vocab_size"] // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
