@@ -31,7 +31,7 @@ from scratchllm.charlm.data import Corpus, load_corpus, pad_id
 from scratchllm.charlm.runs import CharLMConfig
 from scratchllm.config import apply_overrides
 from scratchllm.data.loader import TokenLoader, val_windows, window_batches
-from scratchllm.data.shards import dtype_for_vocab, write_shard
+from scratchllm.data.shards import dtype_for_vocab, read_shard, write_shard
 from scratchllm.model.config import ModelConfig
 from scratchllm.errors import UserError
 from scratchllm.train.checkpoint import list_steps
@@ -84,8 +84,6 @@ def write_tokens(corpus: Corpus, directory: Path) -> float:
 
 def full_split_batches(directory: Path, split: str, block_size: int, batch_size: int):
     """Every token of a split, once: consecutive non-overlapping windows (the last one partial is dropped)."""
-    from scratchllm.data.shards import read_shard
-
     ids = torch.from_numpy(np.asarray(read_shard(directory / f"{split}-00000.bin"), dtype=np.int64))
     n = (len(ids) - 1) // block_size
     x = ids[: n * block_size].view(n, block_size)
