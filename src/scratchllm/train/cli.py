@@ -22,8 +22,6 @@ def register(subparsers) -> None:
 
 
 def _config(args):
-    from pathlib import Path
-
     from scratchllm.config import apply_overrides
     from scratchllm.errors import UserError
     from scratchllm.train.config import load_run_config, resolve_run_config
@@ -31,7 +29,7 @@ def _config(args):
     if args.resume and args.preset is None:
         if args.out is None:
             raise UserError("--resume needs --out DIR, the run directory to continue")
-        cfg = apply_overrides(load_run_config(Path(args.out)), args.overrides)
+        cfg = apply_overrides(load_run_config(args.out), args.overrides)
     else:
         cfg = resolve_run_config(args.preset or "tiny-cpu", args.overrides)
     if args.data is not None:
