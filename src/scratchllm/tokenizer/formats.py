@@ -155,7 +155,7 @@ def import_tiktoken(path, pattern: str, special_tokens: dict[str, int] | None = 
     key = {"cl100k_base": "cl100k", "gpt4": "cl100k", "o200k_base": "o200k", "r50k": "gpt2"}.get(pattern, pattern)
     specials = KNOWN_SPECIAL_TOKENS.get(key, {}) if special_tokens is None else special_tokens
     name = {"cl100k": "cl100k_base", "o200k": "o200k_base"}.get(key, Path(path).stem)
-    return Tokenizer(read_tiktoken(path), resolve_pattern(pattern), specials, name=name)
+    return Tokenizer(read_tiktoken(path), resolve_pattern(key), specials, name=name)
 
 
 # ---- Hugging Face tokenizer.json ----
