@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def _load(args):
     import scratchllm
-    from scratchllm.train.loop import resolve_device
+    from scratchllm.utils.device import resolve_device
 
     run = scratchllm.load(args.run, step=args.step, device=resolve_device(args.device))
     if run.tokenizer is None:

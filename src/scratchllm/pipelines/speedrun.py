@@ -92,7 +92,7 @@ def _device_name(setting: str) -> str:
 
     import torch
 
-    from scratchllm.train.loop import resolve_device
+    from scratchllm.utils.device import resolve_device
 
     device = resolve_device(setting)
     if device.type == "cuda":

@@ -41,6 +41,7 @@ from scratchllm.train.optim import make_optimizer
 from scratchllm.train.schedule import lr_at
 from scratchllm.train.tracking import MetricsLog, device_peak_flops, peak_memory_mb
 from scratchllm.utils.atomic import atomic_write_text
+from scratchllm.utils.device import resolve_device
 
 
 def next_token_loss(model: torch.nn.Module, batch) -> torch.Tensor:
@@ -49,16 +50,6 @@ def next_token_loss(model: torch.nn.Module, batch) -> torch.Tensor:
     logits = model(inputs)
     # subtle: the softmax in fp32 even under bf16 autocast; low-precision log-sum-exp loses the loss's tail.
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def autocast(device: torch.device, dtype: str):
