@@ -35,13 +35,14 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
 from scratchllm.errors import UserError
+from scratchllm.model.transformer import Transformer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
 FORMAT_VERSION = 1
@@ -261,15 +262,28 @@ class Run:
     step: int
 
 
+def load_plain(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
+    """A checkpoint of kind "model": every weight of a `Transformer(config.model)`, loaded strictly."""
+    return load_weights(Transformer(config.model), ckpt)
+
+
+# What a checkpoint holds, by the "kind" its state.json records (absent: "model"), and how to
+# build a module from it: loader(config, checkpoint, run_dir) -> nn.Module on the CPU. Other kinds
+# (a base + adapter, quantized tensors) add an entry here, with their loader in the layer that
+# owns the format (model/lora.py, model/quant.py), so load_run stays the one way to open a run.
+RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {"model": load_plain}
+
+
 def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:
     """Load a run directory's model (newest checkpoint unless `step`), tokenizer and config.
+
+    The checkpoint's `kind` (state.json) picks the loader in `RUN_KINDS`.
 
     >>> import scratchllm                              # doctest: +SKIP
     >>> run = scratchllm.load("runs/speedrun")         # doctest: +SKIP
     >>> run.model(torch.tensor([[1, 2, 3]])).shape     # doctest: +SKIP
     torch.Size([1, 3, 4096])
     """
-    from scratchllm.model.transformer import Transformer
     from scratchllm.train.config import load_run_config
 
     run_dir = Path(run_dir)
@@ -285,7 +299,10 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
         if tokenizer.vocab_size > config.model.vocab_size:
             raise UserError(f"tokenizer.json in '{run_dir}' has {tokenizer.vocab_size} ids but the model only "
                             f"{config.model.vocab_size}; the run directory mixes files of two runs")
-    model = Transformer(config.model)
-    load_weights(model, ckpt)
+    kind = ckpt.state.get("kind", "model")
+    if kind not in RUN_KINDS:
+        raise UserError(f"checkpoint '{ckpt.path}' holds weights of kind '{kind}', which this version of scratchllm "
+                        f"cannot load (it knows {sorted(RUN_KINDS)}); upgrade scratchllm or re-export the run")
+    model = RUN_KINDS[kind](config, ckpt, run_dir)
     model.to(device).eval()
     return Run(model=model, tokenizer=tokenizer, config=config, run_dir=run_dir, step=ckpt.step)
