@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from scratchllm.errors import UserError
@@ -40,6 +40,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     init_std: float = 0.02       # GPT-2 init; output projections are scaled by 1/sqrt(2*n_layer)
     logit_softcap: float | None = None  # tanh soft-capping of the final logits (Gemma 2 / modded-nanogpt)
+    depth: int = 0               # >0: one size dial: n_layer=depth, n_embd=64·depth, heads of 64 (see sized)
 
     @property
     def kv_heads(self) -> int:
@@ -64,7 +65,26 @@ class ModelConfig:
     def use_qkv_bias(self) -> bool:
         return self.bias if self.qkv_bias is None else self.qkv_bias
 
+    def sized(self) -> "ModelConfig":
+        """The shape the `depth` dial sets (nanochat's rule): depth layers, width 64·depth, heads of 64.
+
+        A fixed aspect ratio (width/depth = 64) and head size leave one number to sweep; every other
+        field (norms, positions, vocabulary, context) stays as configured.
+
+        >>> s = ModelConfig(depth=6).sized()
+        >>> s.n_layer, s.n_embd, s.n_head
+        (6, 384, 6)
+        """
+        if self.depth <= 0:
+            return self
+        width = 64 * self.depth
+        heads = width // 64
+        kv = self.n_kv_head and max(1, heads * self.n_kv_head // self.n_head)  # keep the GQA ratio
+        return replace(self, n_layer=self.depth, n_embd=width, n_head=heads, n_kv_head=kv)
+
     def validate(self) -> None:
+        if self.depth < 0:
+            raise UserError(f"model.depth must be >= 0 (0 = size set by n_layer/n_embd/n_head), got {self.depth}")
         if self.n_embd % self.n_head:
             raise UserError(f"model.n_embd={self.n_embd} is not divisible by model.n_head={self.n_head}; change one of them")
         if self.n_head % self.kv_heads:

@@ -211,12 +211,13 @@ class Transformer(nn.Module):
                 n -= self.pos_emb.weight.numel()
         return n
 
+    def matmul_params(self) -> int:
+        """Weights used in a matmul per token: N of the 6N FLOPs rule (lm_head counted even when tied)."""
+        n = self.num_params(exclude_embeddings=True)
+        if self.config.tie_embeddings:
+            n += self.lm_head.weight.numel()
+        return n
+
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs per token at context `seq_len` (default block_size): 6N + 12·L·H·hd·T."""
-        cfg = self.config
-        # N counts every weight used in a matmul: the lm_head matrix is one even when it is tied.
-        n_matmul = self.num_params(exclude_embeddings=True)
-        if cfg.tie_embeddings:
-            n_matmul += self.lm_head.weight.numel()
-        return flops_per_token(cfg, n_matmul, seq_len or cfg.block_size)
-
+        return flops_per_token(self.config, self.matmul_params(), seq_len or self.config.block_size)

@@ -17,6 +17,7 @@ scratchllm.errors.UserError: unknown config key 'train.max_lrr'; did you mean 't
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,10 +97,35 @@ class RunConfig:
 
 
 def resolve_run_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:
-    """Preset (name or .toml path) + dotted overrides -> a checked RunConfig."""
+    """Preset (name or .toml path) + dotted overrides -> a checked RunConfig (`model.depth` applied)."""
     data = load_preset(preset) if preset else {}
-    cfg = from_dict(RunConfig, data)
-    return apply_overrides(cfg, list(overrides))
+    cfg = apply_overrides(from_dict(RunConfig, data), list(overrides))
+    explicit_lr = any(o.split("=", 1)[0].strip() in ("train.max_lr", "train.min_lr") for o in overrides)
+    return with_depth(cfg, scale_lr=not explicit_lr)
+
+
+def with_depth(cfg: RunConfig, scale_lr: bool = True) -> RunConfig:
+    """Apply the `model.depth` dial: the model's shape (`ModelConfig.sized`) and a learning rate that
+    transfers across sizes.
+
+    The preset's learning rate is taken as tuned at the preset's own width w₀; at width w the
+    dial uses lr·√(w₀/w): wider layers sum more inputs, so the same step moves their outputs
+    more (the 1/√width rule nanochat applies to its AdamW parameters; a µP-flavoured heuristic,
+    not full µP). An lr given on the command line is kept as given.
+
+    >>> cfg = with_depth(RunConfig(model=ModelConfig(n_embd=128, depth=8), train=TrainConfig(max_lr=2e-3)))
+    >>> cfg.model.n_embd, round(cfg.train.max_lr, 6)
+    (512, 0.001)
+    """
+    if cfg.model.depth <= 0:
+        return cfg
+    sized = cfg.model.sized()
+    train = cfg.train
+    if scale_lr:
+        factor = (cfg.model.n_embd / sized.n_embd) ** 0.5
+        train = dataclasses.replace(train, max_lr=train.max_lr * factor, min_lr=train.min_lr * factor)
+    sized.validate()
+    return dataclasses.replace(cfg, model=sized, train=train)
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
