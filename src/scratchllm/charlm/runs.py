@@ -30,7 +30,7 @@ from scratchllm.charlm.bigram import (BigramConfig, CountingBigram, NeuralBigram
                                       neural_nll, train_neural_bigram)
 from scratchllm.charlm.data import Corpus, examples, load_corpus, pad_id
 from scratchllm.charlm.mlp import MLP, MLPConfig, evaluate, sample, train_mlp
-from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.tokenizer.char import CharTokenizer
 from scratchllm.config import apply_overrides, dumps_toml, from_dict
 from scratchllm.errors import UserError
 from scratchllm.train import checkpoint as ckpt

@@ -31,8 +31,7 @@ from typing import Iterable
 import regex
 from tqdm import tqdm
 
-from scratchllm.tokenizer.bpe import fix_surrogates
-from scratchllm.tokenizer.patterns import has_newer_chars, split_like_tiktoken
+from scratchllm.tokenizer.patterns import fix_surrogates, has_newer_chars, split_like_tiktoken
 
 CHUNK_CHARS = 1_000_000  # characters of text a counting task handles (small: a few MB still spread over cores)
 SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
