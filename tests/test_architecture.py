@@ -18,7 +18,7 @@ PACKAGE = SRC / "scratchllm"
 
 # Lowest first; a module may import its own layer or any layer below it, never one above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"config", "errors", "utils"}),
+    ("base", {"config", "errors", "utils", "version"}),
     ("model, tokenizer", {"model", "tokenizer"}),
     ("data", {"data"}),
     ("train", {"train"}),
@@ -91,10 +91,11 @@ def imports(mod: str) -> list[tuple[int, str, bool]]:
 
 
 def _has_reason(lines: list[str], lineno: int) -> bool:
-    """A reason comment on the import's line, or on the comment lines just above it."""
+    """A reason comment on the import's line, or above it within its run of imports (comments,
+    `try:`, blank lines and other imports: one comment may speak for a group of imports)."""
     i = lineno - 1
     texts = [lines[i]]
-    while i > 0 and lines[i - 1].strip().startswith(("#", "try:")):
+    while i > 0 and (not lines[i - 1].strip() or lines[i - 1].strip().startswith(("#", "try:", "import ", "from "))):
         i -= 1
         texts.append(lines[i])
     return any(r in t.lower() for t in texts if "#" in t for r in ALLOWED_REASONS)

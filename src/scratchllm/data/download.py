@@ -35,7 +35,8 @@ def cache_dir() -> Path:
 def download(name: str, dest_dir: str | Path | None = None, url: str | None = None, timeout: float = 30.0,
              progress: bool = True) -> Path:
     """Path of corpus `name` in the cache, downloading it first if needed (`url` overrides the source)."""
-    import urllib.error  # here, not at the top: `scratchllm --help` lists this module's corpora
+    # CLI speed: here, not at the top, because `scratchllm --help` lists this module's corpora
+    import urllib.error
     import urllib.request
     from urllib.parse import urlparse
 

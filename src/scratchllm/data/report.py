@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from scratchllm import __version__
+from scratchllm.version import __version__
 
 MAX_CLUSTERS_SHOWN = 25
 

@@ -15,7 +15,7 @@ by the shard size, whatever the corpus size. The directory appears only once com
 
 >>> import tempfile
 >>> from scratchllm.tokenizer import Tokenizer
->>> tok = Tokenizer.train(["hello world"] * 20, vocab_size=300, progress=False)
+>>> tok = Tokenizer.train(["hello world"] * 20, vocab_size=270, progress=False)
 >>> meta = write_token_dir((f"doc {i} hello world" for i in range(100)), tok,
 ...                        tempfile.mkdtemp() + "/tok", workers=1, progress=False)
 >>> meta["splits"]["train"]["documents"] + meta["splits"]["val"]["documents"]
@@ -36,7 +36,9 @@ from tqdm import tqdm
 
 from scratchllm.data.shards import ShardWriter
 from scratchllm.errors import UserError
+from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.files import read_json
 
 BATCH_CHARS = 1_000_000  # text handed to a worker at once: big enough to amortise the inter-process copy
 
@@ -52,9 +54,9 @@ _worker_tok = None
 
 def with_fast_backend(tok):
     """`tok` switched to the tiktoken backend when it is installed (same ids, ~10x faster); returns `tok`."""
-    # tiktoken is optional (the `fast` extra); without it the pure-Python backend stays.
+    # without tiktoken the pure-Python backend stays
     if getattr(tok, "backend", None) == "python":
-        try:
+        try:  # optional dependency: tiktoken is the `fast` extra
             import tiktoken  # noqa: F401
             tok.backend = "tiktoken"
         except ImportError:
@@ -64,8 +66,6 @@ def with_fast_backend(tok):
 
 def _init_worker(tokenizer_path: str) -> None:
     global _worker_tok
-    from scratchllm.tokenizer import load_tokenizer
-
     _worker_tok = with_fast_backend(load_tokenizer(tokenizer_path))
 
 
@@ -160,10 +160,7 @@ def read_meta(token_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"'{token_dir}' is not a token directory (no meta.json); pass raw text with --data "
                         "to have it tokenized, or a directory made by scratchllm")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"'{path}' is not valid JSON ({e}); re-create the token directory") from None
+    return read_json(path, "token directory metadata", bad="re-create the token directory")
 
 
 def tokens_per_byte(meta: dict[str, Any], split: str = "val") -> float | None:

@@ -27,10 +27,8 @@ import regex
 
 from scratchllm.errors import UserError
 from scratchllm.tokenizer import bpe_json
-from scratchllm.tokenizer.parallel import parallel_encode
 from scratchllm.tokenizer.patterns import fix_surrogates, has_newer_chars, resolve_pattern, split_like_tiktoken
 from scratchllm.tokenizer.special import DEFAULT_SPECIAL_TOKENS
-from scratchllm.tokenizer.train import train_bpe
 from scratchllm.utils.atomic import atomic_write_text
 from scratchllm.utils.files import read_json
 
@@ -250,6 +248,9 @@ class Tokenizer:
                                                    disallowed_special=())
         if workers <= 1 or len(texts) < 2 * workers or sum(map(len, texts)) < 1_000_000:
             return [self.encode(t, **kwargs) for t in texts]
+        # CLI speed: multiprocessing loads only for big batches (`scratchllm --help` imports this package)
+        from scratchllm.tokenizer.parallel import parallel_encode
+
         return parallel_encode(self, texts, workers, kwargs)
 
     # ---- decoding ----
@@ -278,6 +279,10 @@ class Tokenizer:
 
         Special tokens (default: `DEFAULT_SPECIAL_TOKENS`, `<|endoftext|>` first) take the last ids.
         """
+        # CLI speed: training pulls in tqdm and multiprocessing, and `scratchllm --help` imports this
+        # package (tokenizer/cli.py lives in it); only training pays for them
+        from scratchllm.tokenizer.train import train_bpe
+
         specials = list(DEFAULT_SPECIAL_TOKENS if special_tokens is None else special_tokens)
         if len(set(specials)) != len(specials):
             raise UserError("a special token is listed twice; list each special token once")

@@ -41,8 +41,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import load_tokenizer
+from scratchllm.train.config import RunConfig, load_run_config
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
 FORMAT_VERSION = 1
@@ -161,9 +164,6 @@ def save_run_weights(run_dir: str | Path, model: torch.nn.Module, tokenizer=None
     >>> save_run_weights("runs/imported", model, tokenizer)          # doctest: +SKIP
     >>> scratchllm.load("runs/imported").model                       # doctest: +SKIP
     """
-    from scratchllm.config import dumps_toml
-    from scratchllm.train.config import RunConfig
-
     run_dir = Path(run_dir)
     if config is None:
         config = RunConfig(model=_model_config(model))
@@ -284,8 +284,6 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
     >>> run.model(torch.tensor([[1, 2, 3]])).shape     # doctest: +SKIP
     torch.Size([1, 3, 4096])
     """
-    from scratchllm.train.config import load_run_config
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a training run")
@@ -293,8 +291,6 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
     ckpt = find_checkpoint(run_dir, step, weights_only=True)
     tokenizer = None
     if (run_dir / "tokenizer.json").is_file():
-        from scratchllm.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(str(run_dir / "tokenizer.json"))
         if tokenizer.vocab_size > config.model.vocab_size:
             raise UserError(f"tokenizer.json in '{run_dir}' has {tokenizer.vocab_size} ids but the model only "

@@ -21,18 +21,21 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from scratchllm.data.builtin import read_corpus
+from scratchllm.data.loader import TokenLoader, val_windows, window_batches
+from scratchllm.data.tokenize import is_val, read_meta, tokens_per_byte, write_token_dir
 from scratchllm.errors import UserError
+from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import Tokenizer
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.config import RunConfig
+from scratchllm.train.config import RunConfig, load_run_config
+from scratchllm.train.loop import check_out_dir, train
 
 VOCAB_MULTIPLE = 64
 
 
 def _train_texts(data):
     """The train documents' text, up to `data.tokenizer_bytes`: what the tokenizer learns from."""
-    from scratchllm.data.builtin import read_corpus
-    from scratchllm.data.tokenize import is_val
-
     total = 0
     for index, text in enumerate(read_corpus(data.path, data.max_bytes)):
         if total >= data.tokenizer_bytes:
@@ -44,8 +47,6 @@ def _train_texts(data):
 
 def _same_data(out_dir: Path, data) -> bool:
     """Whether `out_dir/config.toml` was written for the same [data] settings (so OUT/tokens can be reused)."""
-    from scratchllm.train.config import load_run_config
-
     try:
         return load_run_config(out_dir).data == data
     except UserError:
@@ -54,10 +55,6 @@ def _same_data(out_dir: Path, data) -> bool:
 
 def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
     """The token directory for this run: `data.path` itself, or `OUT/tokens` made from raw text."""
-    from scratchllm.data.builtin import read_corpus
-    from scratchllm.data.tokenize import write_token_dir
-    from scratchllm.tokenizer import Tokenizer
-
     data = cfg.data
     if data.path and (Path(data.path) / "meta.json").is_file():
         return Path(data.path)
@@ -82,11 +79,6 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
 
     `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
     """
-    from scratchllm.data.loader import TokenLoader, val_windows, window_batches
-    from scratchllm.data.tokenize import read_meta, tokens_per_byte
-    from scratchllm.model.transformer import Transformer
-    from scratchllm.train.loop import check_out_dir, train
-
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or prepare_data(cfg, out_dir, progress)
