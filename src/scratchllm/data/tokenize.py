@@ -24,10 +24,8 @@ by the shard size, whatever the corpus size. The directory appears only once com
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
-import multiprocessing
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -39,6 +37,7 @@ from scratchllm.errors import UserError
 from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 from scratchllm.utils.files import read_json
+from scratchllm.utils.pool import batched, ordered_map
 
 BATCH_CHARS = 1_000_000  # text handed to a worker at once: big enough to amortise the inter-process copy
 
@@ -73,35 +72,10 @@ def _encode(texts: list[str]) -> list[np.ndarray]:
     return [np.asarray(_worker_tok.encode_ordinary(t), dtype=np.int64) for t in texts]
 
 
-def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
-    batch, size = [], 0
-    for text in texts:
-        batch.append(text)
-        size += len(text)
-        if size >= BATCH_CHARS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
 def encode_documents(texts: Iterable[str], tokenizer_path: Path, workers: int) -> Iterator[tuple[str, np.ndarray]]:
     """(text, ids) per document in input order; at most 2 batches a worker in flight (bounded memory)."""
-    if workers <= 1:
-        _init_worker(str(tokenizer_path))
-        for batch in _batches(texts):
-            yield from zip(batch, _encode(batch))
-        return
-    with multiprocessing.get_context().Pool(workers, _init_worker, (str(tokenizer_path),)) as pool:
-        pending: collections.deque = collections.deque()
-        for batch in _batches(texts):
-            pending.append((batch, pool.apply_async(_encode, (batch,))))
-            if len(pending) >= 2 * workers:
-                done, result = pending.popleft()
-                yield from zip(done, result.get())
-        while pending:
-            done, result = pending.popleft()
-            yield from zip(done, result.get())
+    for batch, ids in ordered_map(_encode, batched(texts, BATCH_CHARS), workers, _init_worker, (str(tokenizer_path),)):
+        yield from zip(batch, ids)
 
 
 def _sha256(path: Path) -> str:
