@@ -9,6 +9,7 @@ draws it, and a change to either must change both.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,8 @@ def _target(mod: str, node: ast.ImportFrom | ast.Import, alias: ast.alias) -> st
     return name
 
 
-def imports(mod: str) -> list[tuple[int, str, bool]]:
+@functools.cache
+def imports(mod: str) -> list[tuple[int, str | None, bool]]:
     """(line, imported scratchllm module, inside a function?) for every import of `mod`."""
     tree = ast.parse(MODULES[mod].read_text(encoding="utf-8"))
     found = []

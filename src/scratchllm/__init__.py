@@ -1,8 +1,16 @@
 """scratchllm: build a GPT-style language model from scratch.
 
->>> import scratchllm
->>> run = scratchllm.load("runs/speedrun")          # doctest: +SKIP
->>> run.model, run.tokenizer, run.config            # doctest: +SKIP
+    run = scratchllm.load("runs/speedrun")     # .model, .tokenizer, .config
+
+>>> import tempfile, scratchllm
+>>> from scratchllm.model.config import ModelConfig
+>>> from scratchllm.model.transformer import Transformer
+>>> from scratchllm.train.checkpoint import save_run_weights
+>>> run_dir = tempfile.mkdtemp()
+>>> _ = save_run_weights(run_dir, Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16)))
+>>> run = scratchllm.load(run_dir)
+>>> run.model.config.n_layer, run.tokenizer, run.config.model.vocab_size
+(1, None, 64)
 """
 
 from scratchllm.version import __version__

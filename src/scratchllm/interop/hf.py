@@ -6,10 +6,23 @@
 The translation lives in three small modules: `hf_config` (config.json <-> ModelConfig),
 `hf_weights` (tensor names and layouts), `hf_files` (reading directories, shards included).
 
->>> import scratchllm                                             # doctest: +SKIP
->>> model, arch = load_hf("path/to/hf_model")                     # doctest: +SKIP
->>> import_hf("path/to/hf_model", "runs/imported")                # doctest: +SKIP
->>> scratchllm.load("runs/imported").model                        # doctest: +SKIP
+    model, arch = load_hf("path/to/hf_model")          # e.g. a downloaded GPT-2
+    import_hf("path/to/hf_model", "runs/imported")     # then scratchllm.load("runs/imported")
+
+A round trip on a run made in a temporary directory:
+
+>>> import tempfile, torch
+>>> from scratchllm.train.checkpoint import load_run, save_run_weights
+>>> d = tempfile.mkdtemp()
+>>> ours = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+>>> _ = save_run_weights(d + "/run", ours)
+>>> _ = export_hf(d + "/run", d + "/hf")
+>>> back, arch = load_hf(d + "/hf")
+>>> arch, torch.equal(back.lm_head.weight, ours.lm_head.weight)
+('gpt2', True)
+>>> _ = import_hf(d + "/hf", d + "/again")
+>>> load_run(d + "/again").config.model.n_embd
+16
 """
 
 from __future__ import annotations

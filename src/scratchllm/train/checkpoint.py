@@ -160,9 +160,14 @@ def save_run_weights(run_dir: str | Path, model: torch.nn.Module, tokenizer=None
 
     `config` is a RunConfig; None builds one around the model's own `ModelConfig` (`model.config`).
 
-    >>> import tempfile, scratchllm                                  # doctest: +SKIP
-    >>> save_run_weights("runs/imported", model, tokenizer)          # doctest: +SKIP
-    >>> scratchllm.load("runs/imported").model                       # doctest: +SKIP
+    >>> import tempfile
+    >>> from scratchllm.model.config import ModelConfig
+    >>> model = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    >>> run_dir = tempfile.mkdtemp() + "/imported"
+    >>> save_run_weights(run_dir, model).name
+    'step-000000'
+    >>> load_run(run_dir).config.model.n_embd
+    16
     """
     run_dir = Path(run_dir)
     if config is None:
@@ -279,10 +284,14 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
 
     The checkpoint's `kind` (state.json) picks the loader in `RUN_KINDS`.
 
-    >>> import scratchllm                              # doctest: +SKIP
-    >>> run = scratchllm.load("runs/speedrun")         # doctest: +SKIP
-    >>> run.model(torch.tensor([[1, 2, 3]])).shape     # doctest: +SKIP
-    torch.Size([1, 3, 4096])
+    >>> import tempfile
+    >>> from scratchllm.model.config import ModelConfig
+    >>> model = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = save_run_weights(run_dir, model)
+    >>> run = load_run(run_dir)
+    >>> run.model(torch.tensor([[1, 2, 3]])).shape, run.tokenizer
+    (torch.Size([1, 3, 64]), None)
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
