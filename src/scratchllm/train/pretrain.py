@@ -11,8 +11,22 @@ This is what `scratchllm train` runs and the middle of `scratchllm speedrun`:
 3. the loop (`scratchllm.train.loop.train`) on random windows of the train split, validated on
    fixed windows of the val split; val bits-per-byte from the split's tokens/bytes ratio.
 
->>> from scratchllm.train.config import resolve_run_config               # doctest: +SKIP
->>> pretrain(resolve_run_config("tiny-cpu"), "runs/tiny")                # doctest: +SKIP
+    pretrain(resolve_run_config("tiny-cpu"), "runs/tiny")    # the built-in corpus, minutes on a CPU
+
+A two-step run on 100 tiny documents:
+
+>>> import json, pathlib, tempfile
+>>> from scratchllm.train.config import resolve_run_config
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "docs.jsonl").write_text("".join(json.dumps({"text": f"document {i}: the cat sat on the mat."}) + "\\n"
+...                                           for i in range(100)))
+>>> cfg = resolve_run_config("tiny-cpu", [f"data.path={d / 'docs.jsonl'}", "data.vocab_size=300",
+...     "data.val_fraction=0.2", "data.workers=1", "model.block_size=8", "model.n_layer=1", "model.n_head=2",
+...     "model.n_embd=16", "train.batch_size=2", "train.max_steps=2", "train.eval_every=2", "train.eval_batches=1",
+...     "train.progress=false", "train.device=cpu", "train.max_minutes=0"])
+>>> result, model, token_dir, cfg = pretrain(cfg, d / "run", progress=False, quiet=True)
+>>> result.step, sorted(p.name for p in (d / "run").iterdir())
+(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'tokenizer.json', 'tokens'])
 """
 
 from __future__ import annotations
