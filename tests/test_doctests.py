@@ -3,11 +3,13 @@
 One test per module, found by walking the source tree (a new module is picked up without
 listing it). A test rather than pytest's `--doctest-modules`: that option would also import
 each tests/ directory's `conftest.py` under the same name, which the rootless tests/ layout
-does not allow. `__main__.py` is left out: importing it runs the command line.
+does not allow. `__main__.py` is left out: importing it runs the command line. A second check
+holds every library module to DESIGN.md's rule that its docstring opens with a runnable example.
 """
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 from pathlib import Path
@@ -35,3 +37,19 @@ def test_a_stale_example_fails():
     runner = doctest.DocTestRunner()
     runner.run(stale, out=lambda _: None)
     assert runner.failures == 1
+
+
+
+def _path(name: str) -> Path:
+    path = SRC.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+# library modules: not the command line (cli.py files), not the empty package markers
+LIBRARY = [m for m in MODULES if m.rsplit(".", 1)[-1] != "cli" and _path(m).read_text(encoding="utf-8").strip()]
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_module_opens_with_an_example(name):
+    doc = ast.get_docstring(ast.parse(_path(name).read_text(encoding="utf-8"))) or ""
+    assert ">>>" in doc, f"{_path(name).relative_to(SRC)}: the module docstring needs a runnable >>> example"

@@ -18,6 +18,19 @@ report.md and clusters.jsonl. It appears only when complete; the same recipe giv
 byte-identical shards.
 
     scratchllm data prepare --recipe gutenberg --tokenizer tok.json --out data/gut
+
+>>> import tempfile
+>>> from scratchllm.data.recipe import recipe_from_dict
+>>> from scratchllm.tokenizer import Tokenizer
+>>> d = tempfile.mkdtemp()
+>>> Tokenizer.train(["the cat sat on the mat"] * 10, vocab_size=270, progress=False).save(d + "/tok.json")
+>>> recipe = recipe_from_dict({"tokenizer": d + "/tok.json", "workers": 1, "val_fraction": 0.2,
+...     "filter": {"enabled": False}, "sources": [  # one-line documents: no quality rule would keep them
+...     {"name": "toy", "type": "templates", "count": 30, "templates": ["{who} saw the {what} number {n}."],
+...      "slots": {"who": ["Ann", "Bo", "Cy"], "what": ["cat", "dog", "mat"], "n": [str(i) for i in range(30)]}}]})
+>>> manifest = prepare(recipe, d + "/out", progress=False)
+>>> sorted(manifest["splits"]), manifest["splits"]["train"]["documents"] > 0
+(['train', 'val'], True)
 """
 
 from __future__ import annotations

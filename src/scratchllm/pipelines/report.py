@@ -2,6 +2,13 @@
 
 Everything is in bits per byte on the val split, the one unit in which the transformer, the
 n-gram baselines and any other tokenizer's model compare directly.
+
+>>> import pathlib, tempfile
+>>> png = pathlib.Path(tempfile.mkdtemp()) / "curve.png"
+>>> plot_curve([{"tokens": 100, "loss": 3.0}, {"tokens": 200, "loss": 2.5, "val_bpb": 1.2}],
+...            {"unigram_bpb": 2.0}, tokens_per_byte=0.3, path=png)
+>>> png.read_bytes()[:4] == b"\\x89PNG"
+True
 """
 
 from __future__ import annotations

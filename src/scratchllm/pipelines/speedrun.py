@@ -9,6 +9,12 @@ ten minutes on two CPU cores; with CUDA it picks the larger `small` preset.
 
     scratchllm speedrun                                   # -> runs/speedrun/report.md
     scratchllm speedrun --data books.txt --out runs/books train.max_steps=300
+
+(tests/pipelines/test_speedrun_smoke.py runs it end to end; a run takes minutes, so the example
+here shows only the preset choice.)
+
+>>> choose_preset("gpt2-124m")
+('gpt2-124m', [])
 """
 
 from __future__ import annotations
