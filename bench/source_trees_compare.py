@@ -52,17 +52,18 @@ def main() -> None:
     ap.add_argument("after")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--corpus-bytes", type=int, default=4_000_000)
+    ap.add_argument("--help-only", action="store_true", help="time only `scratchllm --help` (more repeats, less time)")
     a = ap.parse_args()
     results = {name: {"help_s": [], "count_pretokens_s": [], "write_token_dir_s": []} for name in ("before", "after")}
     for _ in range(a.repeats):
         for name, src in (("before", a.before), ("after", a.after)):
             results[name]["help_s"].append(_run(src, ["-m", "scratchllm", "--help"]))
-            stages = _run(src, ["-c", POOL_STAGES, str(a.corpus_bytes)])
-            for k, v in stages.items():
-                results[name][k].append(v)
+            if not a.help_only:
+                for k, v in _run(src, ["-c", POOL_STAGES, str(a.corpus_bytes)]).items():
+                    results[name][k].append(v)
     for name, r in results.items():
         print(json.dumps({"tree": name, "repeats": a.repeats, "corpus_bytes": a.corpus_bytes,
-                          **{k: round(statistics.median(v), 3) for k, v in r.items()}}))
+                          **{k: round(statistics.median(v), 3) for k, v in r.items() if v}}))
 
 
 if __name__ == "__main__":
