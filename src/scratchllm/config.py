@@ -26,12 +26,12 @@ import tomllib
 import types
 import typing
 from importlib import resources
-from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
 
 from scratchllm.errors import UserError
+from scratchllm.utils.files import parse_toml, read_toml
 
 T = TypeVar("T")
 
@@ -152,17 +152,6 @@ def dumps_toml(cfg: Any) -> str:
     return tomli_w.dumps(_drop_none(to_dict(cfg)))
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, with a one-line error for a missing or malformed file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file '{path}' does not exist; check the path")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"config file '{path}' is not valid TOML ({e}); fix the file") from None
-
-
 def preset_names() -> list[str]:
     """Names of the presets shipped with the package (src/scratchllm/presets/*.toml)."""
     root = resources.files("scratchllm") / "presets"
@@ -172,9 +161,9 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> dict[str, Any]:
     """A shipped preset by name (e.g. 'tiny-cpu') or any TOML file by path, as a dict."""
     if name.endswith(".toml") or "/" in name:
-        return load_toml(name)
+        return read_toml(name, "config file")
     root = resources.files("scratchllm") / "presets"
     path = root / f"{name}.toml"
     if not path.is_file():
         raise UserError(f"unknown preset '{name}'; choose one of: {', '.join(preset_names())}")
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    return parse_toml(path.read_text(encoding="utf-8"), f"preset '{name}'")

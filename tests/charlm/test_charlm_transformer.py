@@ -7,7 +7,7 @@ import pytest
 import scratchllm
 from scratchllm.charlm.runs import CharLMConfig
 from scratchllm.charlm.transformer import sample_transformer, train_transformer
-from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.tokenizer.char import CharTokenizer
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 

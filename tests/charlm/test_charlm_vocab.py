@@ -1,7 +1,7 @@
 import pytest
 
 from scratchllm.charlm.data import load_corpus, looks_like_lines, split_items
-from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.tokenizer.char import CharTokenizer
 from scratchllm.errors import UserError
 from scratchllm.tokenizer import load_tokenizer
 

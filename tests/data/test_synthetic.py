@@ -2,7 +2,8 @@
 
 import pytest
 
-from scratchllm.data.recipe import SourceConfig
+from scratchllm.data.cli import model_samplers
+from scratchllm.data.recipe import Recipe, SourceConfig
 from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.errors import UserError
 
@@ -36,7 +37,10 @@ def test_model_source_samples_a_run(tmp_path, tokenizer_path):
     save_run_weights(tmp_path / "run", model, tok)
     cfg = SourceConfig(name="gen", type="model", run=str(tmp_path / "run"), count=3, prompts=["The river"],
                        max_new_tokens=8, seed=1)
-    docs = list(synthetic_documents(cfg))
+    with pytest.raises(UserError, match="needs a sampler"):
+        list(synthetic_documents(cfg))
+    sample = model_samplers(Recipe(sources=[cfg]))["gen"]
+    docs = list(synthetic_documents(cfg, sample))
     assert [d.id for d in docs] == ["gen:synthetic:0", "gen:synthetic:1", "gen:synthetic:2"]
     assert all(d.text.startswith("The river") for d in docs)
-    assert [d.text for d in docs] == [d.text for d in synthetic_documents(cfg)]
+    assert [d.text for d in docs] == [d.text for d in synthetic_documents(cfg, sample)]

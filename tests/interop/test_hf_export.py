@@ -126,7 +126,7 @@ def test_unsupported_export_on_the_command_line(tmp_path, cli_main, capsys):
 
 
 def test_character_tokenizer_cannot_be_exported(tmp_path):
-    from scratchllm.charlm.vocab import CharTokenizer
+    from scratchllm.tokenizer.char import CharTokenizer
 
     run, _ = make_run(tmp_path, ModelConfig(**SMALL), CharTokenizer.from_text("hello world"))
     with pytest.raises(UserError, match="character-level tokenizer"):

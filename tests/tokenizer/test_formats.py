@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scratchllm.errors import UserError
-from scratchllm.tokenizer import Tokenizer, formats, load_tokenizer
+from scratchllm.tokenizer import Tokenizer, bpe_json, formats, load_tokenizer
 
 from test_parity import TEXTS
 
@@ -36,10 +36,10 @@ def hf_trained(trained, tmp_path_factory):
 
 def test_escape_roundtrip_all_bytes():
     data = bytes(range(256)) + b"\\x41\\\\"
-    s = formats.escape_bytes(data)
+    s = bpe_json.escape_bytes(data)
     assert s.isascii() and s.isprintable()
-    assert formats.unescape_bytes(s) == data
-    assert formats.escape_bytes(b" the") == " the"
+    assert bpe_json.unescape_bytes(s) == data
+    assert bpe_json.escape_bytes(b" the") == " the"
 
 
 def test_json_roundtrip(trained, tmp_path):
@@ -123,7 +123,7 @@ def test_gpt2_import_cli_json_roundtrip(openai_pair, tmp_path):
 
 
 def test_char_type_dispatch(tmp_path):
-    vocab = pytest.importorskip("scratchllm.charlm.vocab")
+    vocab = pytest.importorskip("scratchllm.tokenizer.char")
     tok = vocab.CharTokenizer.from_text("abc")
     tok.save(tmp_path / "c.json")
     assert load_tokenizer(tmp_path / "c.json").encode("cab") == tok.encode("cab")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.tokenizer.char import CharTokenizer
 from scratchllm.errors import UserError
 
 DEFAULT_NAME = "unicode-words"

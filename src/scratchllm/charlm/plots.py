@@ -1,6 +1,6 @@
 """Figures of the first models: the bigram table as a heatmap, character embeddings in 2-D, the lr sweep.
 
-matplotlib runs headless (the Agg backend) and each figure is written atomically as a PNG.
+Figures are drawn through matplotlib's `Figure` (no pyplot: no display, no global backend) and each is written atomically as a PNG.
 
 >>> import tempfile, pathlib, torch
 >>> out = pathlib.Path(tempfile.mkdtemp()) / "b.png"
@@ -15,23 +15,14 @@ import io
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 
 from scratchllm.utils.atomic import atomic_write_bytes
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(fig, path: str | Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -44,10 +35,10 @@ def bigram_heatmap(counts: torch.Tensor, itos: list[str], path: str | Path) -> N
 
     Cell text is drawn only for small vocabularies (27 for names); larger ones get a plain image.
     """
-    plt = _pyplot()
     V = counts.shape[0]
     size = max(6.0, min(14.0, 0.45 * V))
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(counts.log1p().numpy(), cmap="Blues")  # log scale: 'an' (thousands) and 'qz' (0) both visible
     labels = [_label(c) for c in itos]
     if V <= 30:
@@ -66,7 +57,6 @@ def bigram_heatmap(counts: torch.Tensor, itos: list[str], path: str | Path) -> N
 
 def embedding_scatter(weights: torch.Tensor, itos: list[str], path: str | Path) -> None:
     """Characters placed by their embedding: its two dimensions, or its top two principal components."""
-    plt = _pyplot()
     w = weights.detach().float()
     if w.shape[1] > 2:
         w = w - w.mean(0)
@@ -74,7 +64,8 @@ def embedding_scatter(weights: torch.Tensor, itos: list[str], path: str | Path) 
         w, axes = w @ v[:2].T, ("principal component 1", "principal component 2")
     else:
         axes = ("dimension 1", "dimension 2")
-    fig, ax = plt.subplots(figsize=(7, 7))
+    fig = Figure(figsize=(7, 7))
+    ax = fig.subplots()
     ax.scatter(w[:, 0], w[:, 1], s=220, color="#cfe2f3")
     for i, ch in enumerate(itos):
         ax.text(w[i, 0].item(), w[i, 1].item(), _label(ch), ha="center", va="center", fontsize=10)
@@ -88,8 +79,8 @@ def embedding_scatter(weights: torch.Tensor, itos: list[str], path: str | Path) 
 
 def lr_sweep(lrs: list[float], losses: list[float], path: str | Path) -> None:
     """Loss against learning rate (log x axis) from `mlp.lr_find`."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(lrs, losses, lw=1)
     ax.set_xscale("log")
     # Past the blow-up the loss is off the chart; the interesting part is the valley before it.

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,12 +29,13 @@ from scratchllm.charlm.bigram import (BigramConfig, CountingBigram, NeuralBigram
                                       neural_nll, train_neural_bigram)
 from scratchllm.charlm.data import Corpus, examples, load_corpus, pad_id
 from scratchllm.charlm.mlp import MLP, MLPConfig, evaluate, sample, train_mlp
-from scratchllm.charlm.vocab import CharTokenizer
+from scratchllm.tokenizer.char import CharTokenizer
 from scratchllm.config import apply_overrides, dumps_toml, from_dict
 from scratchllm.errors import UserError
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.tracking import MetricsLog
 from scratchllm.utils.atomic import atomic_write_text
+from scratchllm.utils.files import read_toml
 
 Kind = Literal["bigram", "bigram-nn", "mlp", "transformer"]
 
@@ -155,7 +155,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "config.toml"
     if not path.is_file():
         raise UserError(f"'{run_dir}' is not a run directory (no config.toml); pass the --out of `scratchllm charlm train`")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = read_toml(path, "run config", bad="fix or re-create the run")
     if "charlm" not in data:
         raise UserError(f"'{run_dir}' is not a charlm run (no [charlm] table in config.toml); "
                         "sample other runs with `scratchllm generate`")

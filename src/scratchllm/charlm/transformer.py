@@ -32,9 +32,12 @@ from scratchllm.charlm.runs import CharLMConfig
 from scratchllm.config import apply_overrides
 from scratchllm.data.loader import TokenLoader, val_windows, window_batches
 from scratchllm.data.shards import dtype_for_vocab, read_shard, write_shard
-from scratchllm.model.config import ModelConfig
 from scratchllm.errors import UserError
-from scratchllm.train.checkpoint import list_steps
+from scratchllm.inference.engine import generate
+from scratchllm.model.config import ModelConfig
+from scratchllm.model.transformer import Transformer
+from scratchllm.train.checkpoint import list_steps, load_run
+from scratchllm.train.loop import evaluate, next_token_loss, train
 from scratchllm.train.config import TrainConfig
 from scratchllm.train.tracking import MetricsLog
 from scratchllm.utils.atomic import atomic_write_text
@@ -93,9 +96,6 @@ def full_split_batches(directory: Path, split: str, block_size: int, batch_size:
 
 def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, quiet: bool = False) -> dict:
     """Train the main Transformer on `charlm.data` through the main loop; returns the final figures."""
-    from scratchllm.model.transformer import Transformer
-    from scratchllm.train.loop import evaluate, next_token_loss, train
-
     corpus = load_corpus(charlm.data or None, charlm.mode, seed=charlm.seed)
     cfg = apply_overrides(TransformerRun(charlm=charlm), overrides)
     cfg.model = dataclasses.replace(cfg.model, vocab_size=corpus.tokenizer.vocab_size)
@@ -127,8 +127,6 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
 
 def _passage(model, tok, seed: int, length: int) -> list[int]:
     """`length` ids of a stream, past the context: each round re-reads the last half block and goes on."""
-    from scratchllm.inference.engine import generate
-
     ids, half, round_ = [pad_id(tok)], model.config.block_size // 2, 0
     while len(ids) - 1 < length:
         budget = min(half, length - (len(ids) - 1))
@@ -138,8 +136,6 @@ def _passage(model, tok, seed: int, length: int) -> list[int]:
 
 
 def _draw(model, tok, n: int, seed: int, length: int = 200) -> list[str]:
-    from scratchllm.inference.engine import generate
-
     if tok.eot_id is None:
         return [tok.decode(_passage(model, tok, seed + i, length)) for i in range(n)]
     budget = min(100, model.config.block_size - 1)   # an item ends at the boundary token
@@ -149,7 +145,5 @@ def _draw(model, tok, n: int, seed: int, length: int = 200) -> list[str]:
 
 def sample_transformer(run_dir: str | Path, n: int = 20, seed: int = 0, length: int = 200) -> list[str]:
     """`n` samples (items, or passages up to `length` characters) from a char transformer run."""
-    import scratchllm
-
-    run = scratchllm.load(run_dir)
+    run = load_run(run_dir)
     return _draw(run.model, run.tokenizer, n, seed, length)

@@ -23,6 +23,7 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from scratchllm.data.sources import read_documents
 from scratchllm.errors import UserError
 
 DEFAULT_MAX_BYTES = 8_000_000       # the built-in corpus cap (the stdlib has ~11 MB outside tests)
@@ -79,6 +80,4 @@ def read_corpus(path: str = "", max_bytes: int = 0) -> Iterator[str]:
     if not Path(path).exists():
         raise UserError(f"data path '{path}' does not exist; pass an existing .txt, directory or .jsonl "
                         "file with --data (or leave --data out for the built-in corpus)")
-    from scratchllm.data.sources import read_documents
-
     return _capped((doc.text for doc in read_documents([path])), max_bytes)

@@ -102,7 +102,7 @@ def _prepare(args) -> int:
         recipe.workers = args.workers
     recipe = apply_overrides(recipe, args.set) if args.set else recipe
     print("# resolved recipe\n" + dumps_toml(recipe), flush=True)
-    m = prepare(recipe, args.out)
+    m = prepare(recipe, args.out, samplers=model_samplers(recipe))
     sp = m["splits"]
     print(f"wrote {args.out}: {sp['train']['tokens']:,} train / {sp['val']['tokens']:,} val tokens from "
           f"{sp['train']['documents'] + sp['val']['documents']:,} documents; see {Path(args.out) / 'report.md'}")
@@ -156,3 +156,21 @@ def _download(args) -> int:
 
     print(download(args.name, args.dir))
     return 0
+
+
+def model_samplers(recipe) -> dict:
+    """`sample(prompt, seed) -> text` of each synthetic "model" source's run.
+
+    Data sits below the runs and the engine in the layers, so the command line builds these
+    and hands them to `prepare`.
+    """
+    from scratchllm.inference.engine import generate_text
+    from scratchllm.train.checkpoint import load_run
+
+    def sampler(src):
+        run = load_run(src.run)
+        return lambda prompt, seed: "".join(generate_text(
+            run.model, run.tokenizer, prompt, max_new_tokens=src.max_new_tokens, temperature=src.temperature,
+            top_k=src.top_k or None, seed=seed))
+
+    return {src.name: sampler(src) for src in recipe.sources if src.type == "model" and src.run}

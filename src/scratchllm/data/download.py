@@ -7,6 +7,15 @@ Offline, the command fails with one line naming the host and the manual alternat
 
     scratchllm data download tiny-shakespeare
     scratchllm data prepare --input ~/.cache/scratchllm/data/tiny-shakespeare.txt --tokenizer tok.json --out data/shakes
+
+Any URL urllib reads will do (`url` overrides the corpus's source), a local file too:
+
+>>> import pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "plays.txt").write_text("To be, or not to be")
+>>> path = download("tiny-shakespeare", d / "cache", url=(d / "plays.txt").as_uri(), progress=False)
+>>> path.name, path.read_text()
+('tiny-shakespeare.txt', 'To be, or not to be')
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ def cache_dir() -> Path:
 def download(name: str, dest_dir: str | Path | None = None, url: str | None = None, timeout: float = 30.0,
              progress: bool = True) -> Path:
     """Path of corpus `name` in the cache, downloading it first if needed (`url` overrides the source)."""
-    import urllib.error  # here, not at the top: `scratchllm --help` lists this module's corpora
+    # CLI speed: here, not at the top, because `scratchllm --help` lists this module's corpora
+    import urllib.error
     import urllib.request
     from urllib.parse import urlparse
 

@@ -18,6 +18,19 @@ report.md and clusters.jsonl. It appears only when complete; the same recipe giv
 byte-identical shards.
 
     scratchllm data prepare --recipe gutenberg --tokenizer tok.json --out data/gut
+
+>>> import tempfile
+>>> from scratchllm.data.recipe import recipe_from_dict
+>>> from scratchllm.tokenizer import Tokenizer
+>>> d = tempfile.mkdtemp()
+>>> Tokenizer.train(["the cat sat on the mat"] * 10, vocab_size=270, progress=False).save(d + "/tok.json")
+>>> recipe = recipe_from_dict({"tokenizer": d + "/tok.json", "workers": 1, "val_fraction": 0.2,
+...     "filter": {"enabled": False}, "sources": [  # one-line documents: no quality rule would keep them
+...     {"name": "toy", "type": "templates", "count": 30, "templates": ["{who} saw the {what} number {n}."],
+...      "slots": {"who": ["Ann", "Bo", "Cy"], "what": ["cat", "dog", "mat"], "n": [str(i) for i in range(30)]}}]})
+>>> manifest = prepare(recipe, d + "/out", progress=False)
+>>> sorted(manifest["splits"]), manifest["splits"]["train"]["documents"] > 0
+(['train', 'val'], True)
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -42,10 +55,14 @@ from scratchllm.data.stages import Timings, Work, process_documents
 from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.data.tokenize import encode_documents, with_fast_backend
 from scratchllm.errors import UserError
+from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
 EXAMPLES_PER_RULE = 3
 RATIO_SAMPLE_BYTES = 2_000_000  # text per source encoded to measure its tokens per byte
+
+
+Sampler = Callable[[str, int], str]  # (prompt, seed) -> continuation, for synthetic 'model' sources
 
 
 class _Scan:
@@ -60,7 +77,7 @@ class _Scan:
         self.timings = Timings()
 
 
-def _documents(recipe: Recipe, scan: _Scan) -> Iterator[tuple[Document, bool]]:
+def _documents(recipe: Recipe, scan: _Scan, samplers: dict[str, Sampler]) -> Iterator[tuple[Document, bool]]:
     for src in recipe.sources:
         stats = scan.read[src.name]
         if src.type == "files":
@@ -68,7 +85,7 @@ def _documents(recipe: Recipe, scan: _Scan) -> Iterator[tuple[Document, bool]]:
                 raise UserError(f"source '{src.name}' has no paths; set paths = [\"FILE\", ...] or pass --input")
             docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit)
         else:
-            docs = synthetic_documents(src)
+            docs = synthetic_documents(src, samplers.get(src.name))
         t0 = time.process_time()
         for doc in docs:
             if src.type != "files":
@@ -88,7 +105,7 @@ def _note_drop(scan: _Scan, r) -> None:
         entry["examples"].append({"id": r.id, "value": r.drop.value, "text": r.text[:200]})
 
 
-def scan_sources(recipe: Recipe, spool_path: Path, progress: bool) -> _Scan:
+def scan_sources(recipe: Recipe, spool_path: Path, progress: bool, samplers: dict[str, Sampler]) -> _Scan:
     """Pass 1: read, clean, filter and fingerprint; spool the survivors."""
     scan = _Scan(recipe)
     source_ix = {s.name: i for i, s in enumerate(recipe.sources)}
@@ -97,7 +114,7 @@ def scan_sources(recipe: Recipe, spool_path: Path, progress: bool) -> _Scan:
     bar = tqdm(desc="scan (clean, filter, hash)", unit="B", unit_scale=True, disable=not progress)
     t_dedup = 0.0  # the index lives in this process: its time is measured here
     with open(spool_path, "wb") as spool, bar:
-        for r in process_documents(_documents(recipe, scan), work, recipe.workers, scan.timings):
+        for r in process_documents(_documents(recipe, scan, samplers), work, recipe.workers, scan.timings):
             bar.update(r.bytes_in)
             c = scan.counts[r.source]
             c["bytes_read"] += r.bytes_in
@@ -208,10 +225,12 @@ def _empty_error(scan: _Scan) -> UserError:
                      f"{reasons}); loosen the [filter] settings of the recipe or check the inputs")
 
 
-def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
-    """Run the whole pipeline into `out`; returns the manifest."""
-    from scratchllm.tokenizer import load_tokenizer
+def prepare(recipe: Recipe, out: str | Path, progress: bool = True,
+            samplers: dict[str, Sampler] | None = None) -> dict:
+    """Run the whole pipeline into `out`; returns the manifest.
 
+    `samplers` maps each synthetic "model" source's name to its `sample(prompt, seed) -> text`.
+    """
     if not recipe.tokenizer:
         raise UserError("data prepare needs a tokenizer; pass --tokenizer tok.json (train one with "
                         "`scratchllm tokenizer train`) or set tokenizer = \"...\" in the recipe")
@@ -226,7 +245,7 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
     t_start = time.perf_counter()
     with atomic_directory(Path(out)) as tmp:
         spool_path = tmp / ".spool.txt"
-        scan = scan_sources(recipe, spool_path, progress)
+        scan = scan_sources(recipe, spool_path, progress, samplers or {})
         t0 = time.process_time()
         result = scan.index.finish()
         keep = [row == -1 or result.keep[row] for *_, row in scan.rows]

@@ -18,7 +18,6 @@ like `gutenberg` finds them). Every table maps onto a dataclass, so a misspelt k
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +29,7 @@ from scratchllm.data.dedup import DedupConfig
 from scratchllm.data.filters import FilterConfig
 from scratchllm.data.mix import MixConfig
 from scratchllm.errors import UserError
+from scratchllm.utils.files import parse_toml
 
 
 @dataclass
@@ -102,8 +102,5 @@ def find_recipe(name_or_path: str) -> str:
 
 def load_recipe(name_or_path: str) -> Recipe:
     """Read a recipe TOML file (or packaged recipe name) into a Recipe."""
-    try:
-        data = tomllib.loads(find_recipe(name_or_path))
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"recipe '{name_or_path}' is not valid TOML ({e}); fix the file") from None
+    data = parse_toml(find_recipe(name_or_path), f"recipe '{name_or_path}'")
     return recipe_from_dict(data)

@@ -4,13 +4,21 @@ removed and why, what came out.
 The manifest is the machine-readable record (sources, the resolved recipe, counts per stage,
 tokens per split and source, tokenizer hash, MB/s per stage); report.md renders it for people,
 with example documents for every drop reason and the largest duplicate clusters.
+
+(`data/prepare.py`'s example makes a manifest end to end; its per-stage speeds come from here:)
+
+>>> from scratchllm.data.stages import Timings
+>>> t = Timings()
+>>> t.add("clean", 0.5, 2_000_000)
+>>> _stage_speeds(t)
+{'clean': {'seconds': 0.5, 'mb': 2.0, 'mb_per_s': 4.0}}
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from scratchllm import __version__
+from scratchllm.version import __version__
 
 MAX_CLUSTERS_SHOWN = 25
 

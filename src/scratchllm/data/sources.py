@@ -94,7 +94,7 @@ def open_text(path: Path) -> io.TextIOBase:
         if name.endswith(".xz"):
             return lzma.open(path, "rt", encoding="utf-8", errors="replace")
         if name.endswith(".zst"):
-            try:
+            try:  # optional dependency: zstandard is the `data` extra
                 import zstandard
             except ImportError:
                 raise UserError(f"reading '{path}' needs zstandard; run `pip install 'scratchllm[data]'`") from None
@@ -127,7 +127,7 @@ def read_jsonl(path: Path, text_field: str, id_field: str, stats: ReadStats, sou
 
 
 def read_parquet(path: Path, text_field: str, id_field: str, stats: ReadStats, source: str) -> Iterator[Document]:
-    try:
+    try:  # optional dependency: pyarrow is the `data` extra
         import pyarrow.parquet as pq
     except ImportError:
         raise UserError(f"reading '{path}' needs pyarrow; run `pip install 'scratchllm[data]'`") from None
@@ -156,7 +156,7 @@ def read_txt(path: Path, source: str) -> Iterator[Document]:
 def read_hf(name: str, text_field: str, id_field: str, split: str, stats: ReadStats, source: str,
             config: str | None = None) -> Iterator[Document]:
     """Stream a Hugging Face dataset (`hf:NAME` in a recipe) without downloading it whole."""
-    try:
+    try:  # optional dependency: datasets is the `data` extra
         import datasets
     except ImportError:
         raise UserError(f"the source 'hf:{name}' needs the datasets library; run `pip install 'scratchllm[data]'`") from None

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import collections
 import json
-import multiprocessing
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +30,8 @@ from scratchllm.data.filters import Drop, FilterConfig, check
 from scratchllm.data.minhash import MinHasher
 from scratchllm.data.mix import copies, plan_rates
 from scratchllm.data.sources import Document
-from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.atomic import atomic_directory, atomic_write_jsonl, atomic_write_text
+from scratchllm.utils.pool import batched, ordered_map
 
 BATCH_BYTES = 4_000_000
 
@@ -115,18 +113,6 @@ def _process_batch(batch: list[tuple[Document, bool]]) -> tuple[list[Result], Ti
     return [_one(doc, process, _worker["work"], _worker["hasher"], t) for doc, process in batch], t
 
 
-def _batches(items: Iterable[tuple[Document, bool]]) -> Iterator[list[tuple[Document, bool]]]:
-    batch, size = [], 0
-    for item in items:
-        batch.append(item)
-        size += len(item[0].text)
-        if size >= BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
 def process_documents(docs: Iterable[Document | tuple[Document, bool]], work: Work, workers: int = 2,
                       timings: Timings | None = None) -> Iterator[Result]:
     """Clean/filter/fingerprint documents on `workers` processes; results in input order.
@@ -135,48 +121,16 @@ def process_documents(docs: Iterable[Document | tuple[Document, bool]], work: Wo
     """
     items = ((d, True) if isinstance(d, Document) else d for d in docs)
     timings = timings if timings is not None else Timings()
-    if workers <= 1:
-        _init(work)
-        for batch in _batches(items):
-            results, t = _process_batch(batch)
-            timings.merge(t)
-            yield from results
-        return
-    with multiprocessing.get_context().Pool(workers, _init, (work,)) as pool:
-        pending: collections.deque = collections.deque()
-        for batch in _batches(items):
-            pending.append(pool.apply_async(_process_batch, (batch,)))
-            while len(pending) >= 2 * workers or (pending and pending[0].ready()):
-                results, t = pending.popleft().get()
-                timings.merge(t)
-                yield from results
-        while pending:
-            results, t = pending.popleft().get()
-            timings.merge(t)
-            yield from results
-
-
-def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    """Write rows as JSON lines (UTF-8) atomically: a temporary sibling renamed at the end."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return n
+    batches = batched(items, BATCH_BYTES, size=lambda item: len(item[0].text))
+    for _, (results, t) in ordered_map(_process_batch, batches, workers, _init, (work,)):
+        timings.merge(t)
+        yield from results
 
 
 def run_clean(docs: Iterable[Document], cfg: CleanConfig, out: Path, workers: int) -> int:
     """`scratchllm data clean`: cleaned documents as JSONL {"id", "text"}; returns the count."""
     results = tqdm(process_documents(docs, Work(clean=cfg), workers), desc="clean", unit="doc")
-    return write_jsonl(out, ({"id": r.id, "text": r.text} for r in results))
+    return atomic_write_jsonl(out, ({"id": r.id, "text": r.text} for r in results))
 
 
 def run_filter(docs: Iterable[Document], cfg: FilterConfig, out: Path, workers: int) -> tuple[int, int]:
@@ -206,7 +160,7 @@ def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: in
         result = index.finish()
         with open(spool, encoding="utf-8") as src:
             rows = (json.loads(line) for line, keep in zip(src, result.keep) if keep)
-            kept = write_jsonl(tmp / "documents.jsonl", rows)
+            kept = atomic_write_jsonl(tmp / "documents.jsonl", rows)
         spool.unlink()
         atomic_write_text(tmp / "clusters.jsonl", "".join(json.dumps(c.ids) + "\n" for c in result.clusters))
     return kept, len(result.clusters)
@@ -220,5 +174,5 @@ def run_mix(sources: dict[str, list[Document]], weights: dict[str, float], out: 
     rows = [{"id": d.id, "source": name, "text": d.text}
             for name, docs in sources.items() for d in docs for _ in range(copies(rates[name], d.id, seed))]
     np.random.default_rng(seed).shuffle(rows)
-    write_jsonl(out, tqdm(rows, desc="mix", unit="doc"))
+    atomic_write_jsonl(out, tqdm(rows, desc="mix", unit="doc"))
     return rates

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Iterator
+from typing import Callable, Iterator
 
 from scratchllm.data.sources import Document
 from scratchllm.errors import UserError
@@ -42,22 +42,23 @@ def template_documents(cfg) -> Iterator[Document]:
         yield Document(f"{cfg.name}:synthetic:{i}", template.format(**values), cfg.name)
 
 
-def model_documents(cfg) -> Iterator[Document]:
-    """`cfg.count` samples from the trained run `cfg.run`, cycling through `cfg.prompts`."""
-    import scratchllm
-    from scratchllm.inference.engine import generate_text
+def model_documents(cfg, sample: Callable[[str, int], str] | None) -> Iterator[Document]:
+    """`cfg.count` samples of a trained run, cycling through `cfg.prompts`.
 
+    `sample(prompt, seed)` returns a continuation of `prompt`. The data layer sits below the model
+    runs and the engine, so the caller (`scratchllm data prepare`) builds it from `cfg.run`.
+    """
     if not cfg.run:
         raise UserError(f"synthetic source '{cfg.name}' has type 'model' but no run; set run = \"runs/NAME\"")
-    run = scratchllm.load(cfg.run)
+    if sample is None:
+        raise UserError(f"synthetic source '{cfg.name}' needs a sampler of run '{cfg.run}'; run it through "
+                        "`scratchllm data prepare` (or pass prepare(..., samplers={name: fn}))")
     prompts = cfg.prompts or [""]
     for i in range(cfg.count):
         prompt = prompts[i % len(prompts)]
-        text = "".join(generate_text(run.model, run.tokenizer, prompt, max_new_tokens=cfg.max_new_tokens,
-                                     temperature=cfg.temperature, top_k=cfg.top_k or None, seed=cfg.seed + i))
-        yield Document(f"{cfg.name}:synthetic:{i}", prompt + text, cfg.name)
+        yield Document(f"{cfg.name}:synthetic:{i}", prompt + sample(prompt, cfg.seed + i), cfg.name)
 
 
-def synthetic_documents(cfg) -> Iterator[Document]:
-    """Documents of a synthetic source by its `type` ("templates" or "model")."""
-    return template_documents(cfg) if cfg.type == "templates" else model_documents(cfg)
+def synthetic_documents(cfg, sample: Callable[[str, int], str] | None = None) -> Iterator[Document]:
+    """Documents of a synthetic source by its `type` ("templates", or "model" through `sample`)."""
+    return template_documents(cfg) if cfg.type == "templates" else model_documents(cfg, sample)

@@ -15,7 +15,7 @@ by the shard size, whatever the corpus size. The directory appears only once com
 
 >>> import tempfile
 >>> from scratchllm.tokenizer import Tokenizer
->>> tok = Tokenizer.train(["hello world"] * 20, vocab_size=300, progress=False)
+>>> tok = Tokenizer.train(["hello world"] * 20, vocab_size=270, progress=False)
 >>> meta = write_token_dir((f"doc {i} hello world" for i in range(100)), tok,
 ...                        tempfile.mkdtemp() + "/tok", workers=1, progress=False)
 >>> meta["splits"]["train"]["documents"] + meta["splits"]["val"]["documents"]
@@ -24,10 +24,8 @@ by the shard size, whatever the corpus size. The directory appears only once com
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
-import multiprocessing
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -36,7 +34,10 @@ from tqdm import tqdm
 
 from scratchllm.data.shards import ShardWriter
 from scratchllm.errors import UserError
+from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.files import read_json
+from scratchllm.utils.pool import batched, ordered_map
 
 BATCH_CHARS = 1_000_000  # text handed to a worker at once: big enough to amortise the inter-process copy
 
@@ -52,9 +53,9 @@ _worker_tok = None
 
 def with_fast_backend(tok):
     """`tok` switched to the tiktoken backend when it is installed (same ids, ~10x faster); returns `tok`."""
-    # tiktoken is optional (the `fast` extra); without it the pure-Python backend stays.
+    # without tiktoken the pure-Python backend stays
     if getattr(tok, "backend", None) == "python":
-        try:
+        try:  # optional dependency: tiktoken is the `fast` extra
             import tiktoken  # noqa: F401
             tok.backend = "tiktoken"
         except ImportError:
@@ -64,8 +65,6 @@ def with_fast_backend(tok):
 
 def _init_worker(tokenizer_path: str) -> None:
     global _worker_tok
-    from scratchllm.tokenizer import load_tokenizer
-
     _worker_tok = with_fast_backend(load_tokenizer(tokenizer_path))
 
 
@@ -73,35 +72,10 @@ def _encode(texts: list[str]) -> list[np.ndarray]:
     return [np.asarray(_worker_tok.encode_ordinary(t), dtype=np.int64) for t in texts]
 
 
-def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
-    batch, size = [], 0
-    for text in texts:
-        batch.append(text)
-        size += len(text)
-        if size >= BATCH_CHARS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
 def encode_documents(texts: Iterable[str], tokenizer_path: Path, workers: int) -> Iterator[tuple[str, np.ndarray]]:
     """(text, ids) per document in input order; at most 2 batches a worker in flight (bounded memory)."""
-    if workers <= 1:
-        _init_worker(str(tokenizer_path))
-        for batch in _batches(texts):
-            yield from zip(batch, _encode(batch))
-        return
-    with multiprocessing.get_context().Pool(workers, _init_worker, (str(tokenizer_path),)) as pool:
-        pending: collections.deque = collections.deque()
-        for batch in _batches(texts):
-            pending.append((batch, pool.apply_async(_encode, (batch,))))
-            if len(pending) >= 2 * workers:
-                done, result = pending.popleft()
-                yield from zip(done, result.get())
-        while pending:
-            done, result = pending.popleft()
-            yield from zip(done, result.get())
+    for batch, ids in ordered_map(_encode, batched(texts, BATCH_CHARS), workers, _init_worker, (str(tokenizer_path),)):
+        yield from zip(batch, ids)
 
 
 def _sha256(path: Path) -> str:
@@ -160,10 +134,7 @@ def read_meta(token_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"'{token_dir}' is not a token directory (no meta.json); pass raw text with --data "
                         "to have it tokenized, or a directory made by scratchllm")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"'{path}' is not valid JSON ({e}); re-create the token directory") from None
+    return read_json(path, "token directory metadata", bad="re-create the token directory")
 
 
 def tokens_per_byte(meta: dict[str, Any], split: str = "val") -> float | None:

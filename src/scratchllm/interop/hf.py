@@ -6,10 +6,23 @@
 The translation lives in three small modules: `hf_config` (config.json <-> ModelConfig),
 `hf_weights` (tensor names and layouts), `hf_files` (reading directories, shards included).
 
->>> import scratchllm                                             # doctest: +SKIP
->>> model, arch = load_hf("path/to/hf_model")                     # doctest: +SKIP
->>> import_hf("path/to/hf_model", "runs/imported")                # doctest: +SKIP
->>> scratchllm.load("runs/imported").model                        # doctest: +SKIP
+    model, arch = load_hf("path/to/hf_model")          # e.g. a downloaded GPT-2
+    import_hf("path/to/hf_model", "runs/imported")     # then scratchllm.load("runs/imported")
+
+A round trip on a run made in a temporary directory:
+
+>>> import tempfile, torch
+>>> from scratchllm.train.checkpoint import load_run, save_run_weights
+>>> d = tempfile.mkdtemp()
+>>> ours = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+>>> _ = save_run_weights(d + "/run", ours)
+>>> _ = export_hf(d + "/run", d + "/hf")
+>>> back, arch = load_hf(d + "/hf")
+>>> arch, torch.equal(back.lm_head.weight, ours.lm_head.weight)
+('gpt2', True)
+>>> _ = import_hf(d + "/hf", d + "/again")
+>>> load_run(d + "/again").config.model.n_embd
+16
 """
 
 from __future__ import annotations
@@ -23,10 +36,15 @@ from safetensors.torch import load_file, save_file
 
 from scratchllm.errors import UserError
 from scratchllm.interop.hf_config import config_from_hf, config_to_hf
-from scratchllm.interop.hf_files import read_hf_config, read_hf_weights, read_json
+from scratchllm.interop.hf_files import read_hf_config, read_hf_json, read_hf_weights
 from scratchllm.interop.hf_weights import hf_to_ours, ours_to_hf
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.position import rope_tables
+from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import Tokenizer, load_tokenizer
+from scratchllm.tokenizer.formats import export_hf as export_hf_tokenizer, tokenizer_from_hf_dict
+from scratchllm.train.checkpoint import find_checkpoint, save_run_weights
+from scratchllm.train.config import load_run_config
 from scratchllm.utils.atomic import atomic_directory
 
 
@@ -36,8 +54,6 @@ def skeleton(cfg: ModelConfig) -> torch.nn.Module:
     Random init is the slow part of building a model (16 s for GPT-2 124M on 2 CPU cores) and a
     checkpoint overwrites it anyway, so conversions build this and fill it with real tensors.
     """
-    from scratchllm.model.transformer import Transformer
-
     with torch.device("meta"):
         return Transformer(cfg)
 
@@ -78,9 +94,7 @@ def load_hf_tokenizer(hf_dir: str | Path):
     path = Path(hf_dir) / "tokenizer.json"
     if not path.is_file():
         return None
-    from scratchllm.tokenizer.formats import tokenizer_from_hf_dict
-
-    data = read_json(path)
+    data = read_hf_json(path)
     if not _is_byte_level(data):
         return None
     # subtle: GPT-2's tokenizer.json lists <|endoftext|> both in the BPE vocab and as a special added
@@ -97,8 +111,6 @@ def load_hf_tokenizer(hf_dir: str | Path):
 
 def import_hf(hf_dir: str | Path, out: str | Path, tokenizer: bool = True) -> Path:
     """Write run directory `out` (loadable by `scratchllm.load`) from a Hugging Face model directory."""
-    from scratchllm.train.checkpoint import save_run_weights
-
     model, _ = load_hf(hf_dir)
     tok_path = Path(hf_dir) / "tokenizer.json"
     tok = load_hf_tokenizer(hf_dir) if tokenizer else None
@@ -121,8 +133,6 @@ def _generation_config(cfg_hf: dict) -> dict:
 
 
 def _write_tokenizer(tok, tmp: Path, max_len: int) -> None:
-    from scratchllm.tokenizer.formats import export_hf as export_hf_tokenizer
-
     export_hf_tokenizer(tok, tmp / "tokenizer.json")
     # PreTrainedTokenizerFast: use tokenizer.json as written (model-specific classes may rebuild it).
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
@@ -134,8 +144,6 @@ def _write_tokenizer(tok, tmp: Path, max_len: int) -> None:
 
 def _run_weights(run_dir: Path, step: int | None, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """A run checkpoint's tensors (verified checksum), checked name by name against `cfg`'s model."""
-    from scratchllm.train.checkpoint import find_checkpoint
-
     ckpt = find_checkpoint(run_dir, step, weights_only=True)   # export never reads the optimizer file
     state = load_file(str(ckpt.path / "model.safetensors"))
     if cfg.tie_embeddings:  # a tied matrix is stored once, under either name
@@ -157,16 +165,12 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
 
     A file conversion: the weights go from the checkpoint to the new file without building a model.
     """
-    from scratchllm.train.config import load_run_config
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a run")
     cfg = load_run_config(run_dir).model
     tok = None
     if (run_dir / "tokenizer.json").is_file():
-        from scratchllm.tokenizer import Tokenizer, load_tokenizer
-
         tok = load_tokenizer(str(run_dir / "tokenizer.json"))
     if tok is not None and not isinstance(tok, Tokenizer):
         raise UserError(f"run '{run_dir}' has a character-level tokenizer, which has no Hugging Face format; "

@@ -16,7 +16,6 @@ A Hub checkpoint is either one `model.safetensors` or several shards listed by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -24,21 +23,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from scratchllm.errors import UserError
+from scratchllm.utils.files import read_json
 
 INDEX = "model.safetensors.index.json"
 
 
-def read_json(path: Path) -> dict:
-    """A JSON object from `path`, with one-line errors for a missing or malformed file."""
-    if not path.is_file():
-        raise UserError(f"'{path}' does not exist; a Hugging Face model directory needs it")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"'{path}' is not valid JSON ({e}); fix or re-download the file") from None
-    if not isinstance(data, dict):
-        raise UserError(f"'{path}' must hold a JSON object; fix or re-download the file")
-    return data
+def read_hf_json(path: Path) -> dict:
+    """A JSON object from a file of a Hugging Face model directory."""
+    return read_json(path, "file", "a Hugging Face model directory needs it", "fix or re-download the file", obj=True)
 
 
 def read_hf_config(hf_dir: str | Path) -> dict:
@@ -46,7 +38,7 @@ def read_hf_config(hf_dir: str | Path) -> dict:
     hf_dir = Path(hf_dir)
     if not hf_dir.is_dir():
         raise UserError(f"'{hf_dir}' is not a directory; pass a Hugging Face model directory (config.json + *.safetensors)")
-    return read_json(hf_dir / "config.json")
+    return read_hf_json(hf_dir / "config.json")
 
 
 def _load_shard(path: Path) -> dict[str, torch.Tensor]:
@@ -62,7 +54,7 @@ def weight_files(hf_dir: Path) -> list[Path]:
     if single.is_file():
         return [single]
     if (hf_dir / INDEX).is_file():
-        weight_map = read_json(hf_dir / INDEX).get("weight_map")
+        weight_map = read_hf_json(hf_dir / INDEX).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise UserError(f"'{hf_dir / INDEX}': field 'weight_map' is missing or empty; re-download the index")
         shards = [hf_dir / name for name in sorted(set(weight_map.values()))]

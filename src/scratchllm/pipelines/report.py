@@ -2,30 +2,37 @@
 
 Everything is in bits per byte on the val split, the one unit in which the transformer, the
 n-gram baselines and any other tokenizer's model compare directly.
+
+>>> import pathlib, tempfile
+>>> png = pathlib.Path(tempfile.mkdtemp()) / "curve.png"
+>>> plot_curve([{"tokens": 100, "loss": 3.0}, {"tokens": 200, "loss": 2.5, "val_bpb": 1.2}],
+...            {"unigram_bpb": 2.0}, tokens_per_byte=0.3, path=png)
+>>> png.read_bytes()[:4] == b"\\x89PNG"
+True
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
 
-from scratchllm.utils.atomic import atomic_write_text
+from matplotlib.figure import Figure
+
+from scratchllm.inference.engine import generate_text
+from scratchllm.utils.atomic import atomic_write_bytes, atomic_write_text
 
 SAMPLE_PROMPTS = ["def ", "class ", "The ", "import "]
 
 
 def plot_curve(metrics: list[dict[str, Any]], baselines: dict[str, float], tokens_per_byte: float, path: Path) -> None:
     """Train and val bits-per-byte against tokens seen, with the baselines as dashed lines (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
     to_bpb = tokens_per_byte / math.log(2)
     train = [(r["tokens"], r["loss"] * to_bpb) for r in metrics if r.get("loss") is not None]
     val = [(r["tokens"], r["val_bpb"]) for r in metrics if r.get("val_bpb") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = Figure(figsize=(7, 4.2), dpi=120)  # no pyplot: no display, no global backend
+    ax = fig.subplots()
     if train:
         ax.plot(*zip(*train), label="train (loss × val tokens/byte)", lw=1, alpha=0.7)
     if val:
@@ -38,15 +45,13 @@ def plot_curve(metrics: list[dict[str, Any]], baselines: dict[str, float], token
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def samples(model, tokenizer, prompts=SAMPLE_PROMPTS, max_new_tokens: int = 60, seed: int = 0) -> list[tuple[str, str]]:
     """(prompt, continuation) pairs sampled at temperature 0.8, top-k 50, fixed seed."""
-    from scratchllm.inference.engine import generate_text
-
     model.eval()
     return [(p, "".join(generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, temperature=0.8,
                                       top_k=50, seed=seed))) for p in prompts]

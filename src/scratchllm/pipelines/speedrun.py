@@ -9,14 +9,33 @@ ten minutes on two CPU cores; with CUDA it picks the larger `small` preset.
 
     scratchllm speedrun                                   # -> runs/speedrun/report.md
     scratchllm speedrun --data books.txt --out runs/books train.max_steps=300
+
+(tests/pipelines/test_speedrun_smoke.py runs it end to end; a run takes minutes, so the example
+here shows only the preset choice.)
+
+>>> choose_preset("gpt2-124m")
+('gpt2-124m', [])
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import torch
+
+from scratchllm.config import dumps_toml
+from scratchllm.data.tokenize import read_meta, tokens_per_byte
 from scratchllm.errors import UserError
+from scratchllm.pipelines.baselines import ngram_baselines
+from scratchllm.pipelines.report import plot_curve, samples, write_report
+from scratchllm.tokenizer import load_tokenizer
+from scratchllm.train import checkpoint as ckpt
+from scratchllm.train.config import resolve_run_config
+from scratchllm.train.pretrain import prepare_data, pretrain
+from scratchllm.train.tracking import MetricsLog, read_metrics
+from scratchllm.utils.device import resolve_device
 
 CPU_PRESET = "tiny-cpu"
 # All of the built-in corpus (~11 MB, ~3.5M tokens); 800 steps of `small` see it about 4 times.
@@ -27,24 +46,12 @@ def choose_preset(preset: str | None) -> tuple[str, list[str]]:
     """The user's preset, else tiny-cpu on CPU and small on CUDA."""
     if preset:
         return preset, []
-    import torch
-
     return (GPU_PRESET, list(GPU_OVERRIDES)) if torch.cuda.is_available() else (CPU_PRESET, [])
 
 
 def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset: str | None = None,
              overrides: list[str] = (), progress: bool = True) -> Path:
     """Run every stage into `out`; returns the path of `out/report.md`."""
-    from scratchllm.config import dumps_toml
-    from scratchllm.data.tokenize import read_meta, tokens_per_byte
-    from scratchllm.pipelines.baselines import ngram_baselines
-    from scratchllm.pipelines.report import plot_curve, samples, write_report
-    from scratchllm.tokenizer import load_tokenizer
-    from scratchllm.train import checkpoint as ckpt
-    from scratchllm.train.config import resolve_run_config
-    from scratchllm.train.pretrain import prepare_data, pretrain
-    from scratchllm.train.tracking import MetricsLog, read_metrics
-
     out = Path(out)
     if ckpt.list_steps(out):
         raise UserError(f"'{out}' already holds a run; pass another --out (or delete that directory) to run again")
@@ -88,12 +95,6 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
 
 
 def _device_name(setting: str) -> str:
-    import os
-
-    import torch
-
-    from scratchllm.utils.device import resolve_device
-
     device = resolve_device(setting)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -12,8 +12,11 @@ from pathlib import Path
 
 from scratchllm.errors import UserError
 from scratchllm.tokenizer.bpe import Tokenizer
+from scratchllm.tokenizer.char import CharTokenizer
+from scratchllm.tokenizer.formats import tokenizer_from_hf_dict
+from scratchllm.utils.files import read_json
 
-__all__ = ["Tokenizer", "load_tokenizer"]
+__all__ = ["CharTokenizer", "Tokenizer", "load_tokenizer"]
 
 
 def load_tokenizer(path):
@@ -21,18 +24,14 @@ def load_tokenizer(path):
 
     A Hugging Face tokenizer.json (byte-level BPE) is imported as a Tokenizer too.
     """
-    from scratchllm.tokenizer.formats import read_json, tokenizer_from_dict, tokenizer_from_hf_dict
-
     p = Path(path)
     if p.is_dir():
         p = p / "tokenizer.json"
-    d = read_json(p, "pass a tokenizer JSON or a run directory")
+    d = read_json(p, "tokenizer file", "pass a tokenizer JSON or a run directory", "re-create it")
     kind = d.get("type") if isinstance(d, dict) else None
     if kind == "bpe":
-        return tokenizer_from_dict(d, f"'{p}'")
+        return Tokenizer.from_dict(d, f"'{p}'")
     if kind == "char":
-        from scratchllm.charlm.vocab import CharTokenizer
-
         return CharTokenizer.load(p)
     if isinstance(d, dict) and isinstance(d.get("model"), dict):
         return tokenizer_from_hf_dict(d, name=p.parent.name)

@@ -26,7 +26,11 @@ from typing import AbstractSet, Collection, Iterable, Literal
 import regex
 
 from scratchllm.errors import UserError
-from scratchllm.tokenizer.patterns import has_newer_chars, resolve_pattern, split_like_tiktoken
+from scratchllm.tokenizer import bpe_json
+from scratchllm.tokenizer.patterns import fix_surrogates, has_newer_chars, resolve_pattern, split_like_tiktoken
+from scratchllm.tokenizer.special import DEFAULT_SPECIAL_TOKENS
+from scratchllm.utils.atomic import atomic_write_text
+from scratchllm.utils.files import read_json
 
 CACHE_SIZE = 200_000  # pieces remembered by the pre-token cache (it is emptied when full)
 LONG_PIECE = 256      # bytes; longer pieces are merged with a heap instead of rescanning all pairs
@@ -90,17 +94,6 @@ def _bpe_merge_heap(ranks: dict[bytes, int], piece: bytes) -> list[int]:
         out.append(ranks[piece[i:nxt[i]]])
         i = nxt[i]
     return out
-
-
-def fix_surrogates(text: str) -> str:
-    """`text`, or, if it is not valid UTF-8, `text` with lone surrogates as U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        # tiktoken's Python API does this on a UnicodeEncodeError: lone surrogates become U+FFFD
-        # (and a surrogate *pair* spelled as two code points becomes the real character).
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class Tokenizer:
@@ -255,6 +248,7 @@ class Tokenizer:
                                                    disallowed_special=())
         if workers <= 1 or len(texts) < 2 * workers or sum(map(len, texts)) < 1_000_000:
             return [self.encode(t, **kwargs) for t in texts]
+        # CLI speed: multiprocessing loads only for big batches (`scratchllm --help` imports this package)
         from scratchllm.tokenizer.parallel import parallel_encode
 
         return parallel_encode(self, texts, workers, kwargs)
@@ -285,7 +279,8 @@ class Tokenizer:
 
         Special tokens (default: `DEFAULT_SPECIAL_TOKENS`, `<|endoftext|>` first) take the last ids.
         """
-        from scratchllm.tokenizer.special import DEFAULT_SPECIAL_TOKENS
+        # CLI speed: training pulls in tqdm and multiprocessing, and `scratchllm --help` imports this
+        # package (tokenizer/cli.py lives in it); only training pays for them
         from scratchllm.tokenizer.train import train_bpe
 
         specials = list(DEFAULT_SPECIAL_TOKENS if special_tokens is None else special_tokens)
@@ -304,24 +299,33 @@ class Tokenizer:
         return cls(ranks, pat, {s: len(vocab) + j for j, s in enumerate(specials)}, name=name)
 
     def save(self, path) -> None:
-        """Write this tokenizer as our JSON (`"type": "bpe"`), atomically."""
-        from scratchllm.tokenizer.formats import save_json
+        """Write this tokenizer as our JSON (`"type": "bpe"`, see bpe_json.py), atomically."""
+        atomic_write_text(path, bpe_json.dumps(self.ranks, self.pattern, self.special_tokens, self.name))
 
-        save_json(self, path)
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "tokenizer") -> "Tokenizer":
+        """A Tokenizer from the parsed JSON that `save` writes; `where` names it in errors."""
+        try:
+            return cls(**bpe_json.fields(d))
+        except (KeyError, TypeError, ValueError, UnicodeEncodeError) as e:
+            raise UserError(f"{where} is not a valid bpe tokenizer file ({type(e).__name__}: {e}); "
+                            "re-create it") from None
 
     @classmethod
     def load(cls, path, backend: Literal["python", "tiktoken"] = "python") -> "Tokenizer":
         """Read a tokenizer saved by `save`."""
-        from scratchllm.tokenizer.formats import load_json
-
-        tok = load_json(path)
+        d = read_json(path, "tokenizer file", "pass the path of a tokenizer JSON", "re-create it")
+        if not isinstance(d, dict) or d.get("type") != "bpe":
+            kind = d.get("type") if isinstance(d, dict) else None
+            raise UserError(f"'{path}' is a {kind!r} tokenizer, not 'bpe'; use scratchllm.tokenizer.load_tokenizer")
+        tok = cls.from_dict(d, f"'{path}'")
         tok.backend = backend
         return tok
 
     def to_tiktoken(self):
         """This tokenizer as a `tiktoken.Encoding` (same ids; built once, then reused)."""
         if self._tiktoken is None:
-            try:
+            try:  # optional dependency: tiktoken is the `fast` extra
                 import tiktoken
             except ImportError:
                 raise UserError("the tiktoken backend needs the tiktoken package; pip install tiktoken") from None

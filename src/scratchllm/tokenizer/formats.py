@@ -1,23 +1,19 @@
-r"""Tokenizer files: our JSON, GPT-2's encoder.json + vocab.bpe, tiktoken's .tiktoken, HF tokenizer.json.
+"""Other libraries' tokenizer files: GPT-2's encoder.json + vocab.bpe, tiktoken's .tiktoken, HF tokenizer.json.
 
-Our JSON (`"type": "bpe"`) is meant to be read by people: `vocab[i]` is the byte string of
-token id i, in merge order (ids are ranks), printable ASCII written as itself, a backslash as
-`\\` and any other byte as `\xNN` -- so " the" reads as ` the` and "é" as `\xc3\xa9`.
+Each is read into, or written from, our `Tokenizer` with the same ids; our own JSON file is
+bpe_json.py's (through `Tokenizer.save`/`load`).
 
-    {"type": "bpe", "version": 1, "name": "...", "pattern": "<split regex>",
-     "special_tokens": {"<|endoftext|>": 32760, ...},
-     "vocab": ["\\x00", ..., "a", ..., " the", ...]}
-
->>> escape_bytes(" thé\\".encode())
-' th\\xc3\\xa9\\\\'
->>> unescape_bytes(' th\\xc3\\xa9\\\\') == " thé\\".encode()
-True
+>>> table = bytes_to_unicode()
+>>> table[ord("a")], table[ord(" ")]
+('a', 'Ġ')
+>>> tok = Tokenizer({bytes([i]): i for i in range(256)} | {b"ab": 256}, "gpt2")
+>>> hf_merges(tok.ranks)
+[(b'a', b'b')]
 """
 
 from __future__ import annotations
 
 import base64
-import codecs
 import json
 import re
 from pathlib import Path
@@ -27,61 +23,11 @@ from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.tokenizer.patterns import (GPT2_PATTERN, GPT4_PATTERN, KNOWN_SPECIAL_TOKENS, O200K_PATTERN,
                                            resolve_pattern)
 from scratchllm.utils.atomic import atomic_write_text
-
-FORMAT_VERSION = 1
-_PRINTABLE = {b: chr(b) for b in range(0x20, 0x7F) if b != 0x5C}
+from scratchllm.utils.files import read_json
 
 
-def escape_bytes(b: bytes) -> str:
-    """Bytes as readable ASCII: printable characters as themselves, others as \\xNN."""
-    return "".join(_PRINTABLE.get(x) or ("\\\\" if x == 0x5C else f"\\x{x:02x}") for x in b)
-
-
-def unescape_bytes(s: str) -> bytes:
-    """Inverse of `escape_bytes`."""
-    # our escapes are a subset of Python's bytes-literal escapes, so the codec decodes them
-    return codecs.escape_decode(s.encode("ascii"))[0]
-
-
-def read_json(path, fix: str = "pass the path of a tokenizer JSON") -> dict:
-    """The parsed JSON of a tokenizer file; a UserError (ending with `fix`) if missing or not JSON."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"tokenizer file '{p}' does not exist; {fix}")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"tokenizer file '{p}' is not valid JSON ({e}); re-create it") from None
-
-
-def save_json(tok: Tokenizer, path) -> None:
-    """Write `tok` as our JSON, atomically."""
-    n = max(tok.ranks.values()) + 1
-    vocab: list[str | None] = [None] * n  # null marks an unused id, if the ranks have gaps
-    for b, i in tok.ranks.items():
-        vocab[i] = escape_bytes(b)
-    head = {"type": "bpe", "version": FORMAT_VERSION, "name": tok.name, "pattern": tok.pattern,
-            "special_tokens": tok.special_tokens}
-    body = ",\n".join(json.dumps(v) for v in vocab)
-    text = json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "vocab": [\n' + body + "\n ]\n}\n"
-    atomic_write_text(path, text)
-
-
-def tokenizer_from_dict(d: dict, where: str = "tokenizer") -> Tokenizer:
-    """A Tokenizer from the parsed JSON of `save_json`."""
-    try:
-        ranks = {unescape_bytes(s): i for i, s in enumerate(d["vocab"]) if s is not None}
-        return Tokenizer(ranks, d["pattern"], d.get("special_tokens", {}), name=d.get("name", ""))
-    except (KeyError, TypeError, ValueError, UnicodeEncodeError) as e:
-        raise UserError(f"{where} is not a valid bpe tokenizer file ({type(e).__name__}: {e}); re-create it") from None
-
-
-def load_json(path) -> Tokenizer:
-    """Read our JSON (`"type": "bpe"`)."""
-    d = read_json(path)
-    if d.get("type") != "bpe":
-        raise UserError(f"'{path}' is a {d.get('type')!r} tokenizer, not 'bpe'; use scratchllm.tokenizer.load_tokenizer")
-    return tokenizer_from_dict(d, f"'{path}'")
+def _read_tokenizer_json(path) -> dict:
+    return read_json(path, "tokenizer file", "pass the path of a tokenizer JSON", "re-create it")
 
 
 # ---- GPT-2: encoder.json + vocab.bpe ----
@@ -107,7 +53,7 @@ def _unicode_to_bytes(s: str, decoder: dict[str, int]) -> bytes:
 
 def import_gpt2(encoder_json, vocab_bpe, name: str = "gpt2") -> Tokenizer:
     """GPT-2's original files: ids from encoder.json; tokens no merge makes (`<|endoftext|>`) are special."""
-    enc = read_json(encoder_json)
+    enc = _read_tokenizer_json(encoder_json)
     try:
         lines = Path(vocab_bpe).read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
@@ -240,4 +186,4 @@ def _hf_pattern(pre: dict | None) -> str:
 
 def import_hf(path, name: str = "") -> Tokenizer:
     """Read a byte-level BPE HF tokenizer.json file."""
-    return tokenizer_from_hf_dict(read_json(path), name=name or Path(path).parent.name)
+    return tokenizer_from_hf_dict(_read_tokenizer_json(path), name=name or Path(path).parent.name)

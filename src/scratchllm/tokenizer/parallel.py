@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+from scratchllm.utils.pool import FORK_IF_AVAILABLE, ordered_map
 
 _worker_tok = None  # the tokenizer inside a worker process
 
@@ -29,9 +29,7 @@ def parallel_encode(tok, texts: list[str], num_workers: int, kwargs: dict) -> li
     n_batches = num_workers * 4
     size = max(1, -(-len(texts) // n_batches))
     batches = [(texts[i:i + size], kwargs) for i in range(0, len(texts), size)]
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(num_workers, initializer=_init, initargs=(tok,)) as pool:
-        out: list[list[int]] = []
-        for part in pool.imap(_encode_many, batches):
-            out.extend(part)
+    out: list[list[int]] = []
+    for _, part in ordered_map(_encode_many, batches, num_workers, _init, (tok,), start_method=FORK_IF_AVAILABLE):
+        out.extend(part)
     return out

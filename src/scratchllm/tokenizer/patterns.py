@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 
+import regex
+
 from scratchllm.errors import UserError
 
 # subtle: `$` in these strings only ever follows a possessive `\s++`, which has already eaten a
@@ -62,8 +64,6 @@ KNOWN_SPECIAL_TOKENS = {
 
 def resolve_pattern(pattern: str) -> str:
     """The regex for a pattern name ("gpt2", "gpt4"/"cl100k", "o200k") or a custom regex string."""
-    import regex
-
     pat = PATTERNS.get(pattern, pattern)
     try:
         regex.compile(pat)
@@ -97,8 +97,6 @@ NEWER_THAN_TIKTOKEN = "[" + (
 
 @functools.cache
 def _newer():
-    import regex
-
     return regex.compile(NEWER_THAN_TIKTOKEN)
 
 
@@ -115,3 +113,14 @@ def split_like_tiktoken(compiled, text: str) -> list[str]:
     """
     masked = _newer().sub("\u0378", text)
     return [text[m.start():m.end()] for m in compiled.finditer(masked)]
+
+
+def fix_surrogates(text: str) -> str:
+    """`text`, or, if it is not valid UTF-8, `text` with lone surrogates as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        # tiktoken's Python API does this on a UnicodeEncodeError: lone surrogates become U+FFFD
+        # (and a surrogate *pair* spelled as two code points becomes the real character).
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import functools
 import heapq
-import multiprocessing as mp
 import os
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from typing import Iterable
 
 import regex
 from tqdm import tqdm
 
-from scratchllm.tokenizer.bpe import fix_surrogates
-from scratchllm.tokenizer.patterns import has_newer_chars, split_like_tiktoken
+from scratchllm.tokenizer.patterns import fix_surrogates, has_newer_chars, split_like_tiktoken
+from scratchllm.utils.pool import FORK_IF_AVAILABLE, ordered_map
 
 CHUNK_CHARS = 1_000_000  # characters of text a counting task handles (small: a few MB still spread over cores)
 SHIFT = 32               # a pair (a, b) is stored as the int a << SHIFT | b: cheap to hash and to order
@@ -100,30 +99,17 @@ def count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str] 
     workers = num_workers or os.cpu_count() or 1
     total: Counter = Counter()
     bar = tqdm(desc="count pre-tokens", unit="char", unit_scale=True, disable=not progress)
-    if workers <= 1:
-        for docs, size in _chunks(texts):
-            total.update(count_chunk(docs, pattern, specials))
-            bar.update(size)
-        bar.close()
-        return total
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        pending: deque = deque()
-        for docs, size in _chunks(texts):
-            pending.append((pool.apply_async(count_chunk, (docs, pattern, specials)), size))
-            # bounded in-flight work keeps memory flat however long the stream is
-            while len(pending) > 2 * workers:
-                _collect(pending.popleft(), total, bar)
-        while pending:
-            _collect(pending.popleft(), total, bar)
+    count = functools.partial(_count_item, pattern=pattern, specials=specials)
+    # bounded in-flight work keeps memory flat however long the stream is
+    for (_, size), counts in ordered_map(count, _chunks(texts), workers, start_method=FORK_IF_AVAILABLE):
+        total.update(counts)
+        bar.update(size)
     bar.close()
     return total
 
 
-def _collect(item, total: Counter, bar: tqdm) -> None:
-    result, size = item
-    total.update(result.get())
-    bar.update(size)
+def _count_item(item: tuple[list[str], int], pattern: str, specials: tuple[str, ...]) -> Counter:
+    return count_chunk(item[0], pattern, specials)
 
 
 def _to_words(counts: dict[str, int]) -> tuple[list[list[int]], list[int]]:

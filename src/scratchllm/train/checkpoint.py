@@ -41,8 +41,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import load_tokenizer
+from scratchllm.train.config import RunConfig, load_run_config
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
 FORMAT_VERSION = 1
@@ -157,13 +160,15 @@ def save_run_weights(run_dir: str | Path, model: torch.nn.Module, tokenizer=None
 
     `config` is a RunConfig; None builds one around the model's own `ModelConfig` (`model.config`).
 
-    >>> import tempfile, scratchllm                                  # doctest: +SKIP
-    >>> save_run_weights("runs/imported", model, tokenizer)          # doctest: +SKIP
-    >>> scratchllm.load("runs/imported").model                       # doctest: +SKIP
+    >>> import tempfile
+    >>> from scratchllm.model.config import ModelConfig
+    >>> model = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    >>> run_dir = tempfile.mkdtemp() + "/imported"
+    >>> save_run_weights(run_dir, model).name
+    'step-000000'
+    >>> load_run(run_dir).config.model.n_embd
+    16
     """
-    from scratchllm.config import dumps_toml
-    from scratchllm.train.config import RunConfig
-
     run_dir = Path(run_dir)
     if config is None:
         config = RunConfig(model=_model_config(model))
@@ -279,13 +284,15 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
 
     The checkpoint's `kind` (state.json) picks the loader in `RUN_KINDS`.
 
-    >>> import scratchllm                              # doctest: +SKIP
-    >>> run = scratchllm.load("runs/speedrun")         # doctest: +SKIP
-    >>> run.model(torch.tensor([[1, 2, 3]])).shape     # doctest: +SKIP
-    torch.Size([1, 3, 4096])
+    >>> import tempfile
+    >>> from scratchllm.model.config import ModelConfig
+    >>> model = Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = save_run_weights(run_dir, model)
+    >>> run = load_run(run_dir)
+    >>> run.model(torch.tensor([[1, 2, 3]])).shape, run.tokenizer
+    (torch.Size([1, 3, 64]), None)
     """
-    from scratchllm.train.config import load_run_config
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a training run")
@@ -293,8 +300,6 @@ def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") 
     ckpt = find_checkpoint(run_dir, step, weights_only=True)
     tokenizer = None
     if (run_dir / "tokenizer.json").is_file():
-        from scratchllm.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(str(run_dir / "tokenizer.json"))
         if tokenizer.vocab_size > config.model.vocab_size:
             raise UserError(f"tokenizer.json in '{run_dir}' has {tokenizer.vocab_size} ids but the model only "

@@ -18,7 +18,6 @@ scratchllm.errors.UserError: unknown config key 'train.max_lrr'; did you mean 't
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,6 +25,7 @@ from typing import Literal
 from scratchllm.config import apply_overrides, from_dict, load_preset
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
+from scratchllm.utils.files import read_toml
 
 
 @dataclass
@@ -133,10 +133,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.toml"
     if not path.is_file():
         raise UserError(f"run directory '{run_dir}' has no config.toml; is it a scratchllm run (e.g. runs/speedrun)?")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"'{path}' is not valid TOML ({e}); fix or re-create the run") from None
+    data = read_toml(path, "run config", bad="fix or re-create the run")
     if "model" not in data:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
     known = {k: v for k, v in data.items() if k in ("model", "train", "data")}

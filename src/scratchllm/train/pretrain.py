@@ -11,8 +11,22 @@ This is what `scratchllm train` runs and the middle of `scratchllm speedrun`:
 3. the loop (`scratchllm.train.loop.train`) on random windows of the train split, validated on
    fixed windows of the val split; val bits-per-byte from the split's tokens/bytes ratio.
 
->>> from scratchllm.train.config import resolve_run_config               # doctest: +SKIP
->>> pretrain(resolve_run_config("tiny-cpu"), "runs/tiny")                # doctest: +SKIP
+    pretrain(resolve_run_config("tiny-cpu"), "runs/tiny")    # the built-in corpus, minutes on a CPU
+
+A two-step run on 100 tiny documents:
+
+>>> import json, pathlib, tempfile
+>>> from scratchllm.train.config import resolve_run_config
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "docs.jsonl").write_text("".join(json.dumps({"text": f"document {i}: the cat sat on the mat."}) + "\\n"
+...                                           for i in range(100)))
+>>> cfg = resolve_run_config("tiny-cpu", [f"data.path={d / 'docs.jsonl'}", "data.vocab_size=300",
+...     "data.val_fraction=0.2", "data.workers=1", "model.block_size=8", "model.n_layer=1", "model.n_head=2",
+...     "model.n_embd=16", "train.batch_size=2", "train.max_steps=2", "train.eval_every=2", "train.eval_batches=1",
+...     "train.progress=false", "train.device=cpu", "train.max_minutes=0"])
+>>> result, model, token_dir, cfg = pretrain(cfg, d / "run", progress=False, quiet=True)
+>>> result.step, sorted(p.name for p in (d / "run").iterdir())
+(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'tokenizer.json', 'tokens'])
 """
 
 from __future__ import annotations
@@ -21,18 +35,21 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from scratchllm.data.builtin import read_corpus
+from scratchllm.data.loader import TokenLoader, val_windows, window_batches
+from scratchllm.data.tokenize import is_val, read_meta, tokens_per_byte, write_token_dir
 from scratchllm.errors import UserError
+from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import Tokenizer
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.config import RunConfig
+from scratchllm.train.config import RunConfig, load_run_config
+from scratchllm.train.loop import check_out_dir, train
 
 VOCAB_MULTIPLE = 64
 
 
 def _train_texts(data):
     """The train documents' text, up to `data.tokenizer_bytes`: what the tokenizer learns from."""
-    from scratchllm.data.builtin import read_corpus
-    from scratchllm.data.tokenize import is_val
-
     total = 0
     for index, text in enumerate(read_corpus(data.path, data.max_bytes)):
         if total >= data.tokenizer_bytes:
@@ -44,8 +61,6 @@ def _train_texts(data):
 
 def _same_data(out_dir: Path, data) -> bool:
     """Whether `out_dir/config.toml` was written for the same [data] settings (so OUT/tokens can be reused)."""
-    from scratchllm.train.config import load_run_config
-
     try:
         return load_run_config(out_dir).data == data
     except UserError:
@@ -54,10 +69,6 @@ def _same_data(out_dir: Path, data) -> bool:
 
 def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
     """The token directory for this run: `data.path` itself, or `OUT/tokens` made from raw text."""
-    from scratchllm.data.builtin import read_corpus
-    from scratchllm.data.tokenize import write_token_dir
-    from scratchllm.tokenizer import Tokenizer
-
     data = cfg.data
     if data.path and (Path(data.path) / "meta.json").is_file():
         return Path(data.path)
@@ -82,11 +93,6 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
 
     `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
     """
-    from scratchllm.data.loader import TokenLoader, val_windows, window_batches
-    from scratchllm.data.tokenize import read_meta, tokens_per_byte
-    from scratchllm.model.transformer import Transformer
-    from scratchllm.train.loop import check_out_dir, train
-
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or prepare_data(cfg, out_dir, progress)

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from scratchllm.model.flops import peak_flops
 from scratchllm.utils.atomic import atomic_write_text
 
 
@@ -76,6 +77,4 @@ def device_peak_flops(device: torch.device) -> float | None:
     """The device's dense bf16 peak (for MFU), or None off CUDA or on an unknown GPU."""
     if device.type != "cuda":
         return None
-    from scratchllm.model.flops import peak_flops
-
     return peak_flops(torch.cuda.get_device_name(device))

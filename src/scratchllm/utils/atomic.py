@@ -14,11 +14,12 @@ place once complete, so a directory that exists under its final name is always w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterable, Iterator
 
 
 def _fsync_dir(path: Path) -> None:
@@ -31,14 +32,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the new one."""
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike, mode: str) -> Iterator[IO]:
+    """An open temporary sibling of `path`; renamed over `path` once the block succeeds, else removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,9 +51,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the new one."""
+    with _atomic_file(path, "wb") as f:
+        f.write(data)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 `text` to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write `rows` as JSON lines (UTF-8, streamed: rows may be a generator) atomically; returns the count.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "rows.jsonl"
+    >>> atomic_write_jsonl(p, ({"id": i, "text": "é"} for i in range(2)))
+    2
+    >>> p.read_text(encoding="utf-8")
+    '{"id": 0, "text": "é"}\\n{"id": 1, "text": "é"}\\n'
+    """
+    n = 0
+    with _atomic_file(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scratchllm.errors import UserError
 from scratchllm.utils.atomic import atomic_write_text
+from scratchllm.utils.files import read_json
 
 
 class CharTokenizer:
@@ -81,11 +82,8 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> "CharTokenizer":
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"tokenizer file '{path}' does not exist; check the run directory")
+        data = read_json(path, "tokenizer file", "check the run directory", "re-create the run")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("type") != "char":
                 raise ValueError("not a char tokenizer")
             return cls(list(data["chars"]), data.get("boundary"))
