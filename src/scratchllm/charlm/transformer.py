@@ -91,8 +91,11 @@ def full_split_batches(directory: Path, split: str, block_size: int, batch_size:
     return list(zip(x.split(batch_size), y.split(batch_size)))
 
 
-def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, quiet: bool = False) -> dict:
-    """Train the main Transformer on `charlm.data` through the main loop; returns the final figures."""
+def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, quiet: bool = False,
+                      verbose: bool = False) -> dict:
+    """Train the main Transformer on `charlm.data` through the main loop; returns the final figures.
+
+    `verbose`: print the resolved config (it is saved to config.toml either way)."""
     from scratchllm.model.transformer import Transformer
     from scratchllm.train.loop import evaluate, next_token_loss, train
 
@@ -111,7 +114,7 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     if not quiet:
         print(f"# {corpus.name}: {corpus.mode} mode, vocab {corpus.tokenizer.vocab_size}")
     model = Transformer(cfg.model)
-    result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet)
+    result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet or not verbose)
     # The loop's val figure is a fixed sample; the final one scores every val token (and as many train ones).
     device = next(model.parameters()).device
     score = lambda b: evaluate(model, b, next_token_loss, device, cfg.train.dtype)  # noqa: E731

@@ -72,8 +72,10 @@ def builtin_documents(max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[str]:
     return _capped(texts(), max_bytes)
 
 
-def read_corpus(path: str = "", max_bytes: int = 0) -> Iterator[str]:
-    """Documents from `path` ("" = built-in corpus), at most `max_bytes` of text (0 = all / the default cap)."""
+def read_corpus(path: str = "", max_bytes: int = 0, encoding: str = "utf-8") -> Iterator[str]:
+    """Documents from `path` ("" = built-in corpus), at most `max_bytes` of text (0 = all / the default cap).
+
+    `encoding`: of .txt files (see data.sources: binary data is refused, invalid bytes counted)."""
     if not path:
         return builtin_documents(max_bytes or DEFAULT_MAX_BYTES)
     if not Path(path).exists():
@@ -81,4 +83,4 @@ def read_corpus(path: str = "", max_bytes: int = 0) -> Iterator[str]:
                         "file with --data (or leave --data out for the built-in corpus)")
     from scratchllm.data.sources import read_documents
 
-    return _capped((doc.text for doc in read_documents([path])), max_bytes)
+    return _capped((doc.text for doc in read_documents([path], encoding=encoding)), max_bytes)

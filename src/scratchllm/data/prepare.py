@@ -32,6 +32,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+from scratchllm.config import dumps_toml
 from scratchllm.data import report as report_mod
 from scratchllm.data.dedup import Deduplicator
 from scratchllm.data.mix import copies, plan_rates, unit_hash
@@ -43,8 +44,12 @@ from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.data.tokenize import encode_documents, with_fast_backend
 from scratchllm.errors import UserError
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.outdir import check_output_dir
 
 EXAMPLES_PER_RULE = 3
+# What the output directory holds (utils/outdir.py's `owned`): an earlier output may be replaced.
+PREPARED_ENTRIES = ("train-*.bin", "val-*.bin", "tokenizer.json", "meta.json", "manifest.json", "report.md",
+                    "clusters.jsonl")
 RATIO_SAMPLE_BYTES = 2_000_000  # text per source encoded to measure its tokens per byte
 
 
@@ -66,7 +71,8 @@ def _documents(recipe: Recipe, scan: _Scan) -> Iterator[tuple[Document, bool]]:
         if src.type == "files":
             if not src.paths:
                 raise UserError(f"source '{src.name}' has no paths; set paths = [\"FILE\", ...] or pass --input")
-            docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit)
+            docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit,
+                                  src.encoding)
         else:
             docs = synthetic_documents(src)
         t0 = time.process_time()
@@ -208,8 +214,14 @@ def _empty_error(scan: _Scan) -> UserError:
                      f"{reasons}); loosen the [filter] settings of the recipe or check the inputs")
 
 
-def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
-    """Run the whole pipeline into `out`; returns the manifest."""
+def prepare(recipe: Recipe, out: str | Path, progress: bool = True, force: bool = False,
+            verbose: bool = False) -> dict:
+    """Run the whole pipeline into `out`; returns the manifest.
+
+    Everything that can be checked up front is checked before any work (and before `verbose`
+    prints the resolved recipe): the tokenizer, the inputs, and `out`, which may hold only an
+    earlier output of this command unless `force` (the finished directory replaces it whole).
+    """
     from scratchllm.tokenizer import load_tokenizer
 
     if not recipe.tokenizer:
@@ -223,6 +235,9 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
     tokenizer = with_fast_backend(load_tokenizer(recipe.tokenizer))
     if tokenizer.eot_id is None:
         raise UserError("the tokenizer has no <|endoftext|> token to separate documents; train it with the default special tokens")
+    check_output_dir(out, PREPARED_ENTRIES, force=force)
+    if verbose:
+        print("# resolved recipe\n" + dumps_toml(recipe), flush=True)
     t_start = time.perf_counter()
     with atomic_directory(Path(out)) as tmp:
         spool_path = tmp / ".spool.txt"
@@ -237,6 +252,11 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
         t0 = time.process_time()
         ratios = _measure_ratios(recipe, scan, keep, spool_path, tokenizer)
         order, rates = plan_mix(recipe, scan, keep, ratios)
+        if recipe.val_fraction > 0 and not any(split == "val" for _, split in order):
+            raise UserError(f"{sum(keep)} document(s) left after cleaning, filtering and dedup, and none of them for "
+                            "validation; pass more documents (a .jsonl with one document a line, or several .txt "
+                            "files), or train on the file directly with `scratchllm train --data FILE`, which cuts "
+                            "long files into pieces")
         scan.timings.add("mix", time.process_time() - t0, sum(r[2] for r, k in zip(scan.rows, keep) if k))
         t0 = time.perf_counter()  # encoding runs in worker processes: wall time, all workers together
         splits, per_source = write_shards(order, scan, spool_path, tmp / "tokenizer.json", tokenizer, tmp, recipe, progress)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from scratchllm.errors import UserError
+from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
 CPU_PRESET = "tiny-cpu"
 # All of the built-in corpus (~11 MB, ~3.5M tokens); 800 steps of `small` see it about 4 times.
@@ -33,25 +34,35 @@ def choose_preset(preset: str | None) -> tuple[str, list[str]]:
 
 
 def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset: str | None = None,
-             overrides: list[str] = (), progress: bool = True) -> Path:
-    """Run every stage into `out`; returns the path of `out/report.md`."""
-    from scratchllm.config import dumps_toml
-    from scratchllm.data.tokenize import read_meta, tokens_per_byte
-    from scratchllm.pipelines.baselines import ngram_baselines
-    from scratchllm.pipelines.report import plot_curve, samples, write_report
-    from scratchllm.tokenizer import load_tokenizer
+             overrides: list[str] = (), progress: bool = True, force: bool = False, verbose: bool = False) -> Path:
+    """Run every stage into `out`; returns the path of `out/report.md`.
+
+    `force`: write into a directory that holds files other than a run's; `verbose`: print the config.
+    A failed attempt removes what it wrote unless a checkpoint exists.
+    """
     from scratchllm.train import checkpoint as ckpt
     from scratchllm.train.config import resolve_run_config
-    from scratchllm.train.pretrain import prepare_data, pretrain
-    from scratchllm.train.tracking import MetricsLog, read_metrics
 
-    out = Path(out)
+    out = check_output_dir(out, ckpt.RUN_ENTRIES, force=force)
     if ckpt.list_steps(out):
         raise UserError(f"'{out}' already holds a run; pass another --out (or delete that directory) to run again")
     name, extra = choose_preset(preset)
     cfg = resolve_run_config(name, extra + list(overrides))
     if data is not None:
         cfg.data.path = data
+    with removed_on_failure(out, keep=lambda d: bool(ckpt.list_steps(d))):
+        return _speedrun(cfg, out, progress, verbose)
+
+
+def _speedrun(cfg, out: Path, progress: bool, verbose: bool) -> Path:
+    from scratchllm.config import dumps_toml
+    from scratchllm.data.tokenize import read_meta, tokens_per_byte
+    from scratchllm.pipelines.baselines import ngram_baselines
+    from scratchllm.pipelines.report import plot_curve, samples, write_report
+    from scratchllm.tokenizer import load_tokenizer
+    from scratchllm.train.pretrain import prepare_data, pretrain
+    from scratchllm.train.tracking import MetricsLog, read_metrics
+
     timings, t = {}, time.perf_counter()
     token_dir = prepare_data(cfg, out, progress)
     meta = read_meta(token_dir)
@@ -60,7 +71,7 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
                         "reported; pass raw text with --data (speedrun tokenizes it) instead")
     timings["tokenizer + tokenize"] = time.perf_counter() - t
     t = time.perf_counter()
-    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir)
+    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir, verbose=verbose)
     timings["pretrain"] = time.perf_counter() - t
     if result.interrupted:
         print(f"training was stopped; continue it with: scratchllm train --out {out} --resume")

@@ -15,6 +15,7 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default=None, help="preset name or .toml path (default tiny-cpu; with --resume: the run's config)")
     p.add_argument("--data", default=None, help="raw text (.txt, dir, .jsonl[.gz|.xz]) or a token directory; default: built-in corpus")
+    p.add_argument("--encoding", default=None, help="text encoding of --data .txt files (= data.encoding; default utf-8)")
     p.add_argument("--out", default=None, help="run directory (default runs/PRESET)")
     p.add_argument("--resume", action="store_true",
                    help="continue the newest checkpoint in --out (a run with no checkpoint yet starts)")
@@ -42,6 +43,8 @@ def _config(args):
         cfg = resolve_run_config(args.preset or "tiny-cpu", args.overrides)
     if args.data is not None:
         cfg.data.path = args.data
+    if args.encoding is not None:
+        cfg.data.encoding = args.encoding
     return cfg
 
 

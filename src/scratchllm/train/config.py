@@ -79,6 +79,7 @@ class DataConfig:
     val_fraction: float = 0.02    # fraction of documents held out, chosen by a hash of (seed, index)
     workers: int = 2              # processes that tokenize
     seed: int = 0                 # split seed
+    encoding: str = "utf-8"       # of .txt files (invalid bytes are replaced and counted; binary data is refused)
 
     def validate(self) -> None:
         if not 0 < self.val_fraction < 1:

@@ -36,7 +36,7 @@ def _train_texts(data):
     from scratchllm.data.tokenize import is_val
 
     total = 0
-    for index, text in enumerate(read_corpus(data.path, data.max_bytes)):
+    for index, text in enumerate(read_corpus(data.path, data.max_bytes, data.encoding)):
         if total >= data.tokenizer_bytes:
             return
         if not is_val(index, data.seed, data.val_fraction):
@@ -66,7 +66,7 @@ def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
         if _same_data(out_dir, data):
             return token_dir  # made by an earlier attempt at this run (the directory appears only when complete)
         shutil.rmtree(token_dir)
-    corpus = read_corpus(data.path, data.max_bytes)  # raises now for a missing path
+    corpus = read_corpus(data.path, data.max_bytes, data.encoding)  # raises now for a missing path
     texts = list(_train_texts(data))
     if not texts:
         raise UserError(f"the corpus at '{data.path or 'built-in'}' is empty; pass a file with text in it via --data")
