@@ -16,7 +16,7 @@ import sys
 
 from scratchllm import __version__
 from scratchllm.errors import UserError, os_error_sentence
-from scratchllm.utils.console import warnings_as_lines
+from scratchllm.utils.console import close_progress_bars, warnings_as_lines
 
 # One line a stage; the order is the order of the help listing (the pipeline's order).
 COMMAND_MODULES = [
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings_as_lines():
             return args.func(args) or 0
     except UserError as e:
+        close_progress_bars()
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full or read-only disk: one line naming the path, as for a UserError
         if (sentence := os_error_sentence(e)) is None:
             raise
+        close_progress_bars()
         print(f"error: {sentence}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
