@@ -131,10 +131,15 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; give what mkdir() would
         yield tmp
+        mask = umask()
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+                # subtle: some writers (safetensors) create 0600 files whatever the umask
+                os.chmod(f, 0o666 & ~mask)
+            elif f.is_dir():
+                os.chmod(f, 0o777 & ~mask)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
