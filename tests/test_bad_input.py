@@ -146,11 +146,12 @@ def test_bad_input(argv, fragment, world, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("not json"))
     before = tree(root)
     code = main(argv)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not _PROGRESS.search(ln)]
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert fragment in lines[0]
+    assert "[model]" not in out and "resolved" not in out, "the config is printed only with --verbose"
     assert tree(root) == before, "a failed command changed the files it was given"
     assert list(tmp_path.iterdir()) == [], "a failed command left files behind"
 
