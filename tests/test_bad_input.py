@@ -48,6 +48,8 @@ CASES = [
     (["tokenizer", "train", "--input", "missing.txt", "--out", "tok.json"], "does not exist"),
     (["tokenizer", "train", "--input", "{binary}", "--out", "tok.json"], "binary data"),
     (["tokenizer", "train", "--input", "{text}", "--encoding", "klingon", "--out", "tok.json"], "unknown text encoding"),
+    (["tokenizer", "train", "--input", "{text}", "--vocab-size", "300", "--workers", "1", "--out", "{foreign}"],
+     "is a directory"),
     (["tokenizer", "encode", "--tokenizer", "missing.json"], "missing.json"),
     (["tokenizer", "encode", "--tokenizer", "{empty}"], "empty"),
     (["tokenizer", "decode", "--tokenizer", "{tok}"], "JSON list"),

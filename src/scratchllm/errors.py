@@ -21,22 +21,25 @@ class UserError(Exception):
 
 
 # The OS errors a person fixes outside the program, with that fix; others stay tracebacks (bugs).
+_WRITE = "cannot write"
 ENVIRONMENT_ERRORS = {
-    errno.ENOSPC: "free some space or choose another location",
-    errno.EDQUOT: "free some space (disk quota exceeded) or choose another location",
-    errno.EFBIG: "the file system cannot hold a file this large; choose another location",
-    errno.EROFS: "the file system is read-only; choose a writable location",
-    errno.EACCES: "check its permissions or choose another location",
-    errno.EPERM: "check its permissions or choose another location",
-    errno.EIO: "the disk reported an I/O error; check the disk or choose another location",
+    errno.ENOSPC: (_WRITE, "free some space or choose another location"),
+    errno.EDQUOT: (_WRITE, "free some space (disk quota exceeded) or choose another location"),
+    errno.EFBIG: (_WRITE, "the file system cannot hold a file this large; choose another location"),
+    errno.EROFS: (_WRITE, "the file system is read-only; choose a writable location"),
+    errno.EACCES: ("cannot open", "check its permissions or choose another location"),
+    errno.EPERM: ("cannot open", "check its permissions or choose another location"),
+    errno.EIO: ("cannot use", "the disk reported an I/O error; check the disk or choose another location"),
+    errno.EISDIR: ("cannot use", "pass a file path, not a directory"),
+    errno.ENOTDIR: ("cannot use", "a part of that path is a file, not a directory; choose another path"),
 }
 
 
 def os_error_sentence(e: OSError) -> str | None:
     """One line for an environment OSError (see ENVIRONMENT_ERRORS), or None for any other one."""
-    fix = ENVIRONMENT_ERRORS.get(e.errno)
-    if fix is None:
+    if e.errno not in ENVIRONMENT_ERRORS:
         return None
-    what = (e.strerror or errno.errorcode.get(e.errno, "error")).lower()
-    where = f"cannot write '{e.filename}'" if e.filename else "cannot write"
+    verb, fix = ENVIRONMENT_ERRORS[e.errno]
+    what = (e.strerror or errno.errorcode[e.errno]).lower()
+    where = f"{verb} '{e.filename}'" if e.filename else verb
     return f"{where}: {what}; {fix}"
