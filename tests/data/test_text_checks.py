@@ -70,11 +70,27 @@ def test_unknown_encoding(tmp_path):
         _read(tmp_path / "a.txt", encoding="klingon")
 
 
-def test_prepare_refuses_a_corpus_with_nothing_for_validation(tmp_path, tokenizer_path):
-    (tmp_path / "book.txt").write_text(prose(3000, 0))
-    recipe = Recipe(sources=[SourceConfig(name="book", paths=[str(tmp_path / "book.txt")])],
-                    tokenizer=str(tokenizer_path), workers=1)
+def _one_book_recipe(path, tokenizer_path):
+    recipe = Recipe(sources=[SourceConfig(name="book", paths=[str(path)])], tokenizer=str(tokenizer_path), workers=1)
     recipe.filter.enabled = False
+    return recipe
+
+
+def test_prepare_refuses_a_short_corpus_with_nothing_for_validation(tmp_path, tokenizer_path):
+    (tmp_path / "note.txt").write_text(prose(3000, 0))
     with pytest.raises(UserError, match="none of them for validation"):
-        prepare(recipe, tmp_path / "out", progress=False)
+        prepare(_one_book_recipe(tmp_path / "note.txt", tokenizer_path), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_prepare_splits_a_single_long_document_into_train_and_val_pieces(tmp_path, tokenizer_path):
+    book = "\n".join(prose(60, i) for i in range(400)) + "\n"   # ~150 kB, one document
+    (tmp_path / "book.txt").write_text(book)
+    recipe = _one_book_recipe(tmp_path / "book.txt", tokenizer_path)
+    recipe.val_fraction = 0.1
+    manifest = prepare(recipe, tmp_path / "out", progress=False)
+    sp = manifest["splits"]
+    assert sp["val"]["documents"] >= 1 and sp["train"]["documents"] >= 1
+    cleaned = manifest["sources"][0]["bytes_after_clean_and_filter"]
+    assert abs(cleaned - len(book.encode())) <= 1  # cleaning drops at most the final newline
+    assert sp["train"]["bytes"] + sp["val"]["bytes"] == cleaned  # every byte once: no overlap, no loss

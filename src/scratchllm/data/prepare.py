@@ -9,7 +9,9 @@ Four passes, each streaming, so memory grows with the number of documents, never
   3. mix      sampling rates per source from the target token shares (`mix.plan_rates`, with
               each source's tokens per byte measured on a sample); a seeded shuffle of the
               (document, copy) list. A document is val or train by a hash of its id, so all
-              copies of one document land in the same split and nothing leaks.
+              copies of one document land in the same split and nothing leaks. A corpus of
+              one long document (a single book) is first cut at line breaks into ~32 kB
+              pieces, split the same way, so it still gets a validation set.
   4. tokenize encode on worker processes (`data.tokenize`'s streamed encoder) into shards.
 
 The output directory holds the shards, tokenizer.json, meta.json (the token-directory
@@ -34,6 +36,7 @@ from tqdm import tqdm
 
 from scratchllm.config import dumps_toml
 from scratchllm.data import report as report_mod
+from scratchllm.data.builtin import PIECE_BYTES
 from scratchllm.data.dedup import Deduplicator
 from scratchllm.data.mix import copies, plan_rates, unit_hash
 from scratchllm.data.recipe import Recipe
@@ -144,6 +147,30 @@ def _measure_ratios(recipe: Recipe, scan: _Scan, keep: list[bool], spool_path: P
     return ratios
 
 
+def split_single_document(scan: _Scan, keep: list[bool], spool_path: Path, piece_bytes: int = PIECE_BYTES) -> list[bool]:
+    """A corpus of one long document (a book) is cut at line breaks into pieces of ~`piece_bytes`.
+
+    Val is chosen by document, so one document would leave none; its pieces (ids `ID#k`) are
+    split like documents instead. Any other corpus is left as it is. Returns the new `keep`.
+    """
+    kept = [i for i, k in enumerate(keep) if k]
+    if len(kept) != 1 or scan.rows[kept[0]][2] < 2 * piece_bytes:
+        return keep
+    row = kept[0]
+    source, offset, size, doc_id, _ = scan.rows[row]
+    with open(spool_path, "rb") as spool:
+        spool.seek(offset)
+        data = spool.read(size)
+    pieces, start = [], 0
+    while start < size:
+        cut = data.find(b"\n", start + piece_bytes)  # a newline byte never sits inside a UTF-8 character
+        end = size if cut < 0 else cut + 1
+        pieces.append((source, offset + start, end - start, f"{doc_id}#{len(pieces)}", -1))
+        start = end
+    scan.rows[row:row + 1] = pieces
+    return keep[:row] + [True] * len(pieces) + keep[row + 1:]
+
+
 def plan_mix(recipe: Recipe, scan: _Scan, keep: list[bool], ratios: dict[str, float]) -> tuple[list, dict]:
     """Pass 3: the ordered list of (row, split) to write, and the per-source rates."""
     names = [s.name for s in recipe.sources]
@@ -250,13 +277,13 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True, force: bool 
             raise _empty_error(scan)
         tokenizer.save(str(tmp / "tokenizer.json"))
         t0 = time.process_time()
+        keep = split_single_document(scan, keep, spool_path)
         ratios = _measure_ratios(recipe, scan, keep, spool_path, tokenizer)
         order, rates = plan_mix(recipe, scan, keep, ratios)
         if recipe.val_fraction > 0 and not any(split == "val" for _, split in order):
             raise UserError(f"{sum(keep)} document(s) left after cleaning, filtering and dedup, and none of them for "
-                            "validation; pass more documents (a .jsonl with one document a line, or several .txt "
-                            "files), or train on the file directly with `scratchllm train --data FILE`, which cuts "
-                            "long files into pieces")
+                            f"validation (a single document is split only from {2 * PIECE_BYTES:,} bytes); pass more "
+                            "text, or more documents (a .jsonl with one document a line, or several .txt files)")
         scan.timings.add("mix", time.process_time() - t0, sum(r[2] for r, k in zip(scan.rows, keep) if k))
         t0 = time.perf_counter()  # encoding runs in worker processes: wall time, all workers together
         splits, per_source = write_shards(order, scan, spool_path, tmp / "tokenizer.json", tokenizer, tmp, recipe, progress)
