@@ -93,3 +93,14 @@ def test_failure_after_a_checkpoint_keeps_the_run(run, monkeypatch, capsys):
     assert main(["train", "--out", str(run), "--resume", "train.max_steps=5"]) == 2
     assert "no space left" in capsys.readouterr().err
     assert set(tree(run)) == set(before)  # config.toml may be rewritten; nothing removed
+
+
+def test_force_writes_into_a_foreign_directory_and_keeps_its_other_files(trained, tmp_path, capsys):
+    out = tmp_path / "hf-export"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    argv = ["train", "--data", str(trained / "corpus"), "--out", str(out), *TINY]
+    assert main(argv) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
+    assert (out / "config.json").read_text() == "{}" and ckpt.list_steps(out) == [3]
