@@ -185,3 +185,16 @@ def test_warnings_are_one_line(tmp_path, capsys):
     assert warnings and all(ln.startswith("warning: ") for ln in warnings), warnings
     assert not any("UserWarning" in ln or ".py:" in ln for ln in warnings)
     assert "--encoding" in warnings[0]
+
+
+def test_the_real_command_exits_2_with_one_line(tmp_path):
+    """The exit path itself (`python -m scratchllm` -> sys.exit), which in-process calls do not cover."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-m", "scratchllm", "train", "--data", "missing.txt", "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith("error: data path 'missing.txt'")
+    assert list(tmp_path.iterdir()) == []
