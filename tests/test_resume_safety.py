@@ -104,3 +104,13 @@ def test_force_writes_into_a_foreign_directory_and_keeps_its_other_files(trained
     assert "--force" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
     assert (out / "config.json").read_text() == "{}" and ckpt.list_steps(out) == [3]
+
+
+def test_speedrun_force_reaches_every_stage(trained, tmp_path, capsys):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("mine")
+    argv = ["speedrun", "--data", str(trained / "corpus"), "--out", str(out), "--no-progress", *TINY]
+    assert main(argv) == 2
+    assert main([*argv, "--force"]) == 0
+    assert (out / "todo.txt").read_text() == "mine" and (out / "report.md").is_file()

@@ -51,10 +51,10 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
     if data is not None:
         cfg.data.path = data
     with removed_on_failure(out, keep=lambda d: bool(ckpt.list_steps(d))):
-        return _speedrun(cfg, out, progress, verbose)
+        return _speedrun(cfg, out, progress, force, verbose)
 
 
-def _speedrun(cfg, out: Path, progress: bool, verbose: bool) -> Path:
+def _speedrun(cfg, out: Path, progress: bool, force: bool, verbose: bool) -> Path:
     from scratchllm.config import dumps_toml
     from scratchllm.data.tokenize import read_meta, tokens_per_byte
     from scratchllm.pipelines.baselines import ngram_baselines
@@ -71,7 +71,8 @@ def _speedrun(cfg, out: Path, progress: bool, verbose: bool) -> Path:
                         "reported; pass raw text with --data (speedrun tokenizes it) instead")
     timings["tokenizer + tokenize"] = time.perf_counter() - t
     t = time.perf_counter()
-    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir, verbose=verbose)
+    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir, force=force,
+                                             verbose=verbose)
     timings["pretrain"] = time.perf_counter() - t
     if result.interrupted:
         print(f"training was stopped; continue it with: scratchllm train --out {out} --resume")
