@@ -14,7 +14,9 @@ import argparse
 import importlib
 import sys
 
-from scratchllm.errors import UserError
+from scratchllm import __version__
+from scratchllm.errors import UserError, os_error_sentence
+from scratchllm.utils.console import close_progress_bars, warnings_as_lines
 
 # One line a stage; the order is the order of the help listing (the pipeline's order).
 COMMAND_MODULES = [
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scratchllm",
         description="Build a GPT-style language model from scratch.",
     )
+    parser.add_argument("--version", action="version", version=f"scratchllm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -47,15 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args) or 0
+        with warnings_as_lines():
+            return args.func(args) or 0
     except UserError as e:
+        close_progress_bars()
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except OSError as e:  # a full or read-only disk: one line naming the path, as for a UserError
+        if (sentence := os_error_sentence(e)) is None:
+            raise
+        close_progress_bars()
+        print(f"error: {sentence}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

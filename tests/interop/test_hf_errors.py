@@ -127,7 +127,7 @@ def test_import_refuses_a_non_empty_out(hf_dirs, tmp_path, cli_main, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     assert cli_main(["import", "hf", str(hf_dirs["gpt2"][0]), "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds 'keep.txt'" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "precious"
 
 

@@ -51,7 +51,8 @@ def test_save_killed_midway_leaves_no_valid_checkpoint(model, tmp_path):
         import os, torch
         from scratchllm.train import checkpoint as ckpt
         def dying_save(obj, f, *a, **k):
-            open(f, "wb").write(b"half a file")
+            f.write(b"half a file")  # save_checkpoint hands torch.save an open file
+            f.flush()
             os._exit(9)
         torch.save = dying_save
         net = torch.nn.Linear(2, 2)

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "auto: lines for a list of short non-blank lines (default)")
     t.add_argument("--out", default=None, help="run directory (default: runs/charlm-MODEL)")
     t.add_argument("--seed", type=int, default=42, help="split shuffle and training seed")
+    t.add_argument("--force", action="store_true", help="write into --out even if it holds files that are not a run's")
+    t.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. steps=5000 (the model's table), model.n_layer=6 train.max_steps=500")
     t.set_defaults(func=_train)
@@ -42,17 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args) -> int:
     from scratchllm.charlm.runs import CharLMConfig
+    from scratchllm.train.checkpoint import RUN_ENTRIES, list_steps
+    from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
     charlm = CharLMConfig(kind=args.model, data=args.data, mode=args.mode, seed=args.seed)
-    out = args.out or f"runs/charlm-{args.model}"
-    if args.model == "transformer":
-        from scratchllm.charlm.transformer import train_transformer
+    out = check_output_dir(args.out or f"runs/charlm-{args.model}", RUN_ENTRIES, force=args.force)
+    with removed_on_failure(out, keep=lambda d: bool(list_steps(d))):
+        if args.model == "transformer":
+            from scratchllm.charlm.transformer import train_transformer
 
-        final = train_transformer(charlm, args.overrides, out)
-    else:
-        from scratchllm.charlm.runs import train_run
+            final = train_transformer(charlm, args.overrides, out, verbose=args.verbose)
+        else:
+            from scratchllm.charlm.runs import train_run
 
-        final = train_run(charlm, args.overrides, out)
+            final = train_run(charlm, args.overrides, out, verbose=args.verbose)
     print(json.dumps({k: round(v, 4) for k, v in final.items()}))
     print(f"run saved to {out}; sample it with: scratchllm charlm sample --run {out} -n 20")
     return 0

@@ -125,8 +125,11 @@ def _fit_mlp(run: MLPRun, corpus: Corpus, out: Path, progress: bool):
 FIT = {"bigram": _fit_bigram, "bigram-nn": _fit_neural_bigram, "mlp": _fit_mlp}
 
 
-def train_run(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, progress: bool = True) -> dict:
-    """Train one small model on `charlm.data` into `out_dir`; returns the final metrics line."""
+def train_run(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, progress: bool = True,
+              verbose: bool = False) -> dict:
+    """Train one small model on `charlm.data` into `out_dir`; returns the final metrics line.
+
+    `verbose`: print the resolved config (it is saved to config.toml either way)."""
     run = resolve(charlm, overrides)
     corpus = load_corpus(charlm.data or None, charlm.mode, seed=charlm.seed)
     out = Path(out_dir)
@@ -137,6 +140,7 @@ def train_run(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, p
     text = dumps_toml(run)
     if progress:
         print(f"# {corpus.name}: {corpus.mode} mode, {len(corpus.items):,} items, vocab {corpus.tokenizer.vocab_size}")
+    if verbose:
         print(f"# resolved config (saved to {out / 'config.toml'})\n{text}")
     torch.manual_seed(charlm.seed)
     model, step, score, extra = FIT[charlm.kind](run, corpus, out, progress)

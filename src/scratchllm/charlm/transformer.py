@@ -94,8 +94,11 @@ def full_split_batches(directory: Path, split: str, block_size: int, batch_size:
     return list(zip(x.split(batch_size), y.split(batch_size)))
 
 
-def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, quiet: bool = False) -> dict:
-    """Train the main Transformer on `charlm.data` through the main loop; returns the final figures."""
+def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str | Path, quiet: bool = False,
+                      verbose: bool = False) -> dict:
+    """Train the main Transformer on `charlm.data` through the main loop; returns the final figures.
+
+    `verbose`: print the resolved config (it is saved to config.toml either way)."""
     corpus = load_corpus(charlm.data or None, charlm.mode, seed=charlm.seed)
     cfg = apply_overrides(TransformerRun(charlm=charlm), overrides)
     cfg.model = dataclasses.replace(cfg.model, vocab_size=corpus.tokenizer.vocab_size)
@@ -111,7 +114,7 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     if not quiet:
         print(f"# {corpus.name}: {corpus.mode} mode, vocab {corpus.tokenizer.vocab_size}")
     model = Transformer(cfg.model)
-    result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet)
+    result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet or not verbose)
     # The loop's val figure is a fixed sample; the final one scores every val token (and as many train ones).
     device = next(model.parameters()).device
     score = lambda b: evaluate(model, b, next_token_loss, device, cfg.train.dtype)["loss"]  # noqa: E731

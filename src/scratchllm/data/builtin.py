@@ -73,11 +73,13 @@ def builtin_documents(max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[str]:
     return _capped(texts(), max_bytes)
 
 
-def read_corpus(path: str = "", max_bytes: int = 0) -> Iterator[str]:
-    """Documents from `path` ("" = built-in corpus), at most `max_bytes` of text (0 = all / the default cap)."""
+def read_corpus(path: str = "", max_bytes: int = 0, encoding: str = "utf-8") -> Iterator[str]:
+    """Documents from `path` ("" = built-in corpus), at most `max_bytes` of text (0 = all / the default cap).
+
+    `encoding`: of .txt files (see data.sources: binary data is refused, invalid bytes counted)."""
     if not path:
         return builtin_documents(max_bytes or DEFAULT_MAX_BYTES)
     if not Path(path).exists():
         raise UserError(f"data path '{path}' does not exist; pass an existing .txt, directory or .jsonl "
                         "file with --data (or leave --data out for the built-in corpus)")
-    return _capped((doc.text for doc in read_documents([path])), max_bytes)
+    return _capped((doc.text for doc in read_documents([path], encoding=encoding)), max_bytes)

@@ -34,9 +34,12 @@ def register(subparsers) -> None:
     pr.add_argument("--recipe", default=None, help="recipe TOML file or packaged name (e.g. gutenberg)")
     pr.add_argument("--input", nargs="+", default=None, metavar="PATH", help="sources (replace the recipe's)")
     pr.add_argument("--field", default=None, help="JSONL/parquet text field for --input")
+    pr.add_argument("--encoding", default=None, help="text encoding of .txt inputs (default utf-8)")
     pr.add_argument("--tokenizer", default=None, help="tokenizer JSON, or a run directory holding one")
     pr.add_argument("--out", required=True, help="output directory")
     pr.add_argument("--workers", type=int, default=None)
+    pr.add_argument("--force", action="store_true", help="replace --out even if it holds files this command did not write")
+    pr.add_argument("--verbose", action="store_true", help="print the resolved recipe (it is saved in manifest.json)")
     pr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="recipe overrides, e.g. dedup.threshold=0.7 filter.max_words=0")
     pr.set_defaults(func=_prepare)
@@ -83,7 +86,7 @@ def _docs(args):
 
 
 def _prepare(args) -> int:
-    from scratchllm.config import apply_overrides, dumps_toml
+    from scratchllm.config import apply_overrides
     from scratchllm.data.prepare import prepare
     from scratchllm.data.recipe import Recipe, SourceConfig, load_recipe
     from scratchllm.errors import UserError
@@ -96,13 +99,15 @@ def _prepare(args) -> int:
     elif args.field:
         for s in recipe.sources:
             s.text_field = args.field
+    if args.encoding:
+        for s in recipe.sources:
+            s.encoding = args.encoding
     if args.tokenizer:
         recipe.tokenizer = args.tokenizer
     if args.workers:
         recipe.workers = args.workers
     recipe = apply_overrides(recipe, args.set) if args.set else recipe
-    print("# resolved recipe\n" + dumps_toml(recipe), flush=True)
-    m = prepare(recipe, args.out, samplers=model_samplers(recipe))
+    m = prepare(recipe, args.out, samplers=model_samplers(recipe), force=args.force, verbose=args.verbose)
     sp = m["splits"]
     print(f"wrote {args.out}: {sp['train']['tokens']:,} train / {sp['val']['tokens']:,} val tokens from "
           f"{sp['train']['documents'] + sp['val']['documents']:,} documents; see {Path(args.out) / 'report.md'}")

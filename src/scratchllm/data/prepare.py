@@ -9,7 +9,9 @@ Four passes, each streaming, so memory grows with the number of documents, never
   3. mix      sampling rates per source from the target token shares (`mix.plan_rates`, with
               each source's tokens per byte measured on a sample); a seeded shuffle of the
               (document, copy) list. A document is val or train by a hash of its id, so all
-              copies of one document land in the same split and nothing leaks.
+              copies of one document land in the same split and nothing leaks. A corpus of
+              one long document (a single book) is first cut at line breaks into ~32 kB
+              pieces, split the same way, so it still gets a validation set.
   4. tokenize encode on worker processes (`data.tokenize`'s streamed encoder) into shards.
 
 The output directory holds the shards, tokenizer.json, meta.json (the token-directory
@@ -45,7 +47,9 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
+from scratchllm.config import dumps_toml
 from scratchllm.data import report as report_mod
+from scratchllm.data.builtin import PIECE_BYTES
 from scratchllm.data.dedup import Deduplicator
 from scratchllm.data.mix import copies, plan_rates, unit_hash
 from scratchllm.data.recipe import Recipe
@@ -57,8 +61,12 @@ from scratchllm.data.tokenize import encode_documents, with_fast_backend
 from scratchllm.errors import UserError
 from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.outdir import check_output_dir
 
 EXAMPLES_PER_RULE = 3
+# What the output directory holds (utils/outdir.py's `owned`): an earlier output may be replaced.
+PREPARED_ENTRIES = ("train-*.bin", "val-*.bin", "tokenizer.json", "meta.json", "manifest.json", "report.md",
+                    "clusters.jsonl")
 RATIO_SAMPLE_BYTES = 2_000_000  # text per source encoded to measure its tokens per byte
 
 
@@ -83,7 +91,8 @@ def _documents(recipe: Recipe, scan: _Scan, samplers: dict[str, Sampler]) -> Ite
         if src.type == "files":
             if not src.paths:
                 raise UserError(f"source '{src.name}' has no paths; set paths = [\"FILE\", ...] or pass --input")
-            docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit)
+            docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit,
+                                  src.encoding)
         else:
             docs = synthetic_documents(src, samplers.get(src.name))
         t0 = time.process_time()
@@ -153,6 +162,30 @@ def _measure_ratios(recipe: Recipe, scan: _Scan, keep: list[bool], spool_path: P
                     break
             ratios[src.name] = n_tokens / n_bytes if n_bytes else 0.0
     return ratios
+
+
+def split_single_document(scan: _Scan, keep: list[bool], spool_path: Path, piece_bytes: int = PIECE_BYTES) -> list[bool]:
+    """A corpus of one long document (a book) is cut at line breaks into pieces of ~`piece_bytes`.
+
+    Val is chosen by document, so one document would leave none; its pieces (ids `ID#k`) are
+    split like documents instead. Any other corpus is left as it is. Returns the new `keep`.
+    """
+    kept = [i for i, k in enumerate(keep) if k]
+    if len(kept) != 1 or scan.rows[kept[0]][2] < 2 * piece_bytes:
+        return keep
+    row = kept[0]
+    source, offset, size, doc_id, _ = scan.rows[row]
+    with open(spool_path, "rb") as spool:
+        spool.seek(offset)
+        data = spool.read(size)
+    pieces, start = [], 0
+    while start < size:
+        cut = data.find(b"\n", start + piece_bytes)  # a newline byte never sits inside a UTF-8 character
+        end = size if cut < 0 else cut + 1
+        pieces.append((source, offset + start, end - start, f"{doc_id}#{len(pieces)}", -1))
+        start = end
+    scan.rows[row:row + 1] = pieces
+    return keep[:row] + [True] * len(pieces) + keep[row + 1:]
 
 
 def plan_mix(recipe: Recipe, scan: _Scan, keep: list[bool], ratios: dict[str, float]) -> tuple[list, dict]:
@@ -226,9 +259,12 @@ def _empty_error(scan: _Scan) -> UserError:
 
 
 def prepare(recipe: Recipe, out: str | Path, progress: bool = True,
-            samplers: dict[str, Sampler] | None = None) -> dict:
+            samplers: dict[str, Sampler] | None = None, force: bool = False, verbose: bool = False) -> dict:
     """Run the whole pipeline into `out`; returns the manifest.
 
+    Everything that can be checked up front is checked before any work (and before `verbose`
+    prints the resolved recipe): the tokenizer, the inputs, and `out`, which may hold only an
+    earlier output of this command unless `force` (the finished directory replaces it whole).
     `samplers` maps each synthetic "model" source's name to its `sample(prompt, seed) -> text`.
     """
     if not recipe.tokenizer:
@@ -242,6 +278,9 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True,
     tokenizer = with_fast_backend(load_tokenizer(recipe.tokenizer))
     if tokenizer.eot_id is None:
         raise UserError("the tokenizer has no <|endoftext|> token to separate documents; train it with the default special tokens")
+    check_output_dir(out, PREPARED_ENTRIES, force=force)
+    if verbose:
+        print("# resolved recipe\n" + dumps_toml(recipe), flush=True)
     t_start = time.perf_counter()
     with atomic_directory(Path(out)) as tmp:
         spool_path = tmp / ".spool.txt"
@@ -254,8 +293,13 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True,
             raise _empty_error(scan)
         tokenizer.save(str(tmp / "tokenizer.json"))
         t0 = time.process_time()
+        keep = split_single_document(scan, keep, spool_path)
         ratios = _measure_ratios(recipe, scan, keep, spool_path, tokenizer)
         order, rates = plan_mix(recipe, scan, keep, ratios)
+        if recipe.val_fraction > 0 and not any(split == "val" for _, split in order):
+            raise UserError(f"{sum(keep)} document(s) left after cleaning, filtering and dedup, and none of them for "
+                            f"validation (a single document is split only from {2 * PIECE_BYTES:,} bytes); pass more "
+                            "text, or more documents (a .jsonl with one document a line, or several .txt files)")
         scan.timings.add("mix", time.process_time() - t0, sum(r[2] for r, k in zip(scan.rows, keep) if k))
         t0 = time.perf_counter()  # encoding runs in worker processes: wall time, all workers together
         splits, per_source = write_shards(order, scan, spool_path, tmp / "tokenizer.json", tokenizer, tmp, recipe, progress)

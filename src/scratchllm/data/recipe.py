@@ -41,6 +41,7 @@ class SourceConfig:
     text_field: str = "text"
     id_field: str = "id"
     hf_split: str = "train"
+    encoding: str = "utf-8"        # of .txt files
     limit: int = 0                 # read at most this many documents (0: all)
     weight: float = 1.0            # target share of the mixed tokens (normalised over sources)
     epochs: float = 0.0            # > 0: repeat exactly this many times instead of using weight

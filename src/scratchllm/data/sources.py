@@ -6,6 +6,12 @@ Every document gets a stable id: the JSONL/parquet `id` field when there is one,
 JSON line is skipped and counted in `ReadStats`, never fatal, because one bad line in a
 multi-gigabyte crawl should not cost the whole run.
 
+A .txt file is checked before it becomes a document: NUL bytes, or a large share of bytes
+that are not valid in its encoding (UTF-8 unless `encoding` says otherwise), mean binary data,
+which is refused by name rather than trained on. A few invalid bytes (Latin-1 text read as
+UTF-8) are replaced with U+FFFD, counted in `ReadStats.replaced` and warned about once, with
+the fix (`--encoding latin-1`).
+
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
 >>> _ = p.write_text('{"text": "hello"}\\nnot json\\n{"id": "x", "text": "world"}\\n')
@@ -23,6 +29,8 @@ import gzip
 import io
 import json
 import lzma
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +38,10 @@ from typing import Iterator
 from scratchllm.errors import UserError
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.xz", ".jsonl.zst", ".json.gz", ".ndjson")
+# Above this share of undecodable bytes a file is not text in its encoding (Latin-1 prose read as
+# UTF-8 stays under ~5%; random or compressed bytes are ~50% and more).
+BINARY_SHARE = 0.2
+_ESCAPED = re.compile("[\udc80-\udcff]")  # undecodable bytes, as errors="surrogateescape" keeps them
 
 
 @dataclass
@@ -47,6 +59,7 @@ class ReadStats:
     bytes: int = 0
     malformed: int = 0
     missing_field: int = 0
+    replaced: int = 0              # bytes of .txt files not valid in their encoding, replaced with U+FFFD
     malformed_examples: list[str] = field(default_factory=list)
 
     def note_malformed(self, where: str) -> None:
@@ -85,14 +98,14 @@ def _format_of(path: Path) -> str | None:
     return None
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a possibly compressed text file (.gz, .xz, .zst) for reading as UTF-8."""
+def open_text(path: Path, encoding: str = "utf-8", errors: str = "replace") -> io.TextIOBase:
+    """Open a possibly compressed text file (.gz, .xz, .zst) for reading as `encoding`."""
     name = path.name.lower()
     try:
         if name.endswith(".gz"):
-            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+            return gzip.open(path, "rt", encoding=encoding, errors=errors)
         if name.endswith(".xz"):
-            return lzma.open(path, "rt", encoding="utf-8", errors="replace")
+            return lzma.open(path, "rt", encoding=encoding, errors=errors)
         if name.endswith(".zst"):
             try:  # optional dependency: zstandard is the `data` extra
                 import zstandard
@@ -100,8 +113,10 @@ def open_text(path: Path) -> io.TextIOBase:
                 raise UserError(f"reading '{path}' needs zstandard; run `pip install 'scratchllm[data]'`") from None
             raw = open(path, "rb")
             return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True),
-                                    encoding="utf-8", errors="replace")
-        return open(path, "r", encoding="utf-8", errors="replace", newline="")
+                                    encoding=encoding, errors=errors)
+        return open(path, "r", encoding=encoding, errors=errors, newline="")
+    except LookupError:
+        raise UserError(f"unknown text encoding '{encoding}'; pass a Python codec name such as utf-8 or latin-1") from None
     except OSError as e:
         raise UserError(f"cannot read '{path}' ({e.strerror or e}); check the path and its permissions") from None
 
@@ -148,9 +163,35 @@ def read_parquet(path: Path, text_field: str, id_field: str, stats: ReadStats, s
             yield Document(str(ids[i]) if ids and ids[i] is not None else f"{path}:{row}", text, source)
 
 
-def read_txt(path: Path, source: str) -> Iterator[Document]:
-    with open_text(path) as f:
-        yield Document(str(path), f.read(), source)
+def checked_text(text: str, where: Path | str, encoding: str, stats: ReadStats) -> str:
+    """`text` read with errors="surrogateescape", refused if binary, else with bad bytes as U+FFFD.
+
+    >>> checked_text("plain text", "a.txt", "utf-8", ReadStats())
+    'plain text'
+    >>> checked_text("\\x7fELF\\x00\\x00", "a.out", "utf-8", ReadStats())
+    Traceback (most recent call last):
+    ...
+    scratchllm.errors.UserError: 'a.out' looks like binary data, not text (2 NUL bytes); pass a text file, or its encoding with --encoding if it is text in another one
+    """
+    bad = len(_ESCAPED.findall(text))
+    nul = text.count("\x00") if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "ascii") else 0
+    if nul or (text and bad / len(text) > BINARY_SHARE):
+        why = f"{nul:,} NUL bytes" if nul else f"{bad / len(text):.0%} of its bytes are not valid {encoding}"
+        raise UserError(f"'{where}' looks like binary data, not text ({why}); pass a text file, or its "
+                        "encoding with --encoding if it is text in another one")
+    if not bad:
+        return text
+    stats.replaced += bad
+    warnings.warn(f"{bad:,} bytes of '{where}' are not valid {encoding} and were replaced with U+FFFD; "
+                  "if the file is in another encoding, pass it with --encoding (e.g. --encoding latin-1)",
+                  stacklevel=2)
+    return _ESCAPED.sub("\ufffd", text)
+
+
+def read_txt(path: Path, source: str, stats: ReadStats | None = None, encoding: str = "utf-8") -> Iterator[Document]:
+    with open_text(path, encoding, errors="surrogateescape") as f:
+        text = f.read()
+    yield Document(str(path), checked_text(text, path, encoding, stats or ReadStats()), source)
 
 
 def read_hf(name: str, text_field: str, id_field: str, split: str, stats: ReadStats, source: str,
@@ -173,10 +214,11 @@ def read_hf(name: str, text_field: str, id_field: str, split: str, stats: ReadSt
 
 
 def read_documents(inputs: list[str], text_field: str = "text", id_field: str = "id", stats: ReadStats | None = None,
-                   source: str = "", hf_split: str = "train", limit: int = 0) -> Iterator[Document]:
+                   source: str = "", hf_split: str = "train", limit: int = 0,
+                   encoding: str = "utf-8") -> Iterator[Document]:
     """Stream documents from files/dirs/globs, or `hf:NAME[:CONFIG]` Hugging Face datasets.
 
-    `limit` > 0 stops after that many documents (for quick looks and tests).
+    `limit` > 0 stops after that many documents (for quick looks and tests); `encoding`: of .txt files.
     """
     stats = stats if stats is not None else ReadStats()
     missing_before = stats.missing_field
@@ -194,7 +236,7 @@ def read_documents(inputs: list[str], text_field: str = "text", id_field: str = 
                 elif fmt == "parquet":
                     yield from read_parquet(path, text_field, id_field, stats, source)
                 else:
-                    yield from read_txt(path, source)
+                    yield from read_txt(path, source, stats, encoding)
 
     for doc in _all():
         stats.documents += 1
@@ -207,13 +249,14 @@ def read_documents(inputs: list[str], text_field: str = "text", id_field: str = 
                         f"name the right field with --field")
 
 
-def read_texts(inputs: list[str], text_field: str = "text", max_bytes: int | None = None) -> Iterator[str]:
+def read_texts(inputs: list[str], text_field: str = "text", max_bytes: int | None = None,
+               encoding: str = "utf-8") -> Iterator[str]:
     """The documents' text alone, stopping after `max_bytes` of UTF-8 (the last one cut to fit).
 
     What tokenizer training and stats read: a sample of a corpus, bounded in size.
     """
     budget = max_bytes if max_bytes is not None else float("inf")
-    for doc in read_documents(inputs, text_field=text_field):
+    for doc in read_documents(inputs, text_field=text_field, encoding=encoding):
         n = len(doc.text.encode("utf-8"))
         if n >= budget:
             yield doc.text[: int(budget)]  # cut by characters: a safe, close bound on the bytes

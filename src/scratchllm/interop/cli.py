@@ -7,10 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from scratchllm.errors import UserError
-
 
 def register(subparsers) -> None:
     imp = subparsers.add_parser("import", help="convert a Hugging Face checkpoint into a run directory")
@@ -19,6 +15,7 @@ def register(subparsers) -> None:
     h.add_argument("hf_dir", help="Hugging Face model directory (e.g. from huggingface-cli download)")
     h.add_argument("--out", required=True, help="run directory to write (loadable with scratchllm.load)")
     h.add_argument("--no-tokenizer", action="store_true", help="skip tokenizer.json even if present")
+    h.add_argument("--force", action="store_true", help="replace --out even if it is not empty")
     h.set_defaults(func=cmd_import_hf)
 
     exp = subparsers.add_parser("export", help="convert a run directory into a Hugging Face checkpoint")
@@ -27,19 +24,15 @@ def register(subparsers) -> None:
     e.add_argument("run_dir", help="run directory (from training or import)")
     e.add_argument("--out", required=True, help="Hugging Face directory to write")
     e.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    e.add_argument("--force", action="store_true", help="replace --out even if it is not empty")
     e.set_defaults(func=cmd_export_hf)
-
-
-def _check_out(out: str) -> None:
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"--out '{out}' already exists and is not empty; choose a new directory or delete it")
 
 
 def cmd_import_hf(args) -> int:
     from scratchllm.interop.hf import import_hf
+    from scratchllm.utils.outdir import check_output_dir
 
-    _check_out(args.out)
+    check_output_dir(args.out, force=args.force)  # the output replaces the directory: nothing in it is ours
     out = import_hf(args.hf_dir, args.out, tokenizer=not args.no_tokenizer)
     print(f"imported {args.hf_dir} -> {out} (load it with scratchllm.load('{out}'))")
     return 0
@@ -47,8 +40,9 @@ def cmd_import_hf(args) -> int:
 
 def cmd_export_hf(args) -> int:
     from scratchllm.interop.hf import export_hf
+    from scratchllm.utils.outdir import check_output_dir
 
-    _check_out(args.out)
+    check_output_dir(args.out, force=args.force)  # the output replaces the directory: nothing in it is ours
     out = export_hf(args.run_dir, args.out, step=args.step)
     print(f"exported {args.run_dir} -> {out} (load it with AutoModelForCausalLM.from_pretrained('{out}'))")
     return 0

@@ -45,7 +45,7 @@ from scratchllm.tokenizer import Tokenizer, load_tokenizer
 from scratchllm.tokenizer.formats import export_hf as export_hf_tokenizer, tokenizer_from_hf_dict
 from scratchllm.train.checkpoint import find_checkpoint, save_run_weights
 from scratchllm.train.config import load_run_config
-from scratchllm.utils.atomic import atomic_directory
+from scratchllm.utils.atomic import atomic_directory, named_os_errors
 
 
 def skeleton(cfg: ModelConfig) -> torch.nn.Module:
@@ -179,7 +179,7 @@ def export_hf(run_dir: str | Path, out: str | Path, step: int | None = None) -> 
     cfg_hf = config_to_hf(cfg, bos_id=eot, eos_id=eot)   # raises first: nothing is written for an unsupported model
     tensors = ours_to_hf(_run_weights(run_dir, step, cfg), cfg, cfg_hf)
     out = Path(out)
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out) as tmp, named_os_errors(out):  # a full disk: one line naming `out`
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(cfg_hf, indent=2))
         (tmp / "generation_config.json").write_text(json.dumps(_generation_config(cfg_hf), indent=2))

@@ -36,6 +36,7 @@ from scratchllm.train.config import resolve_run_config
 from scratchllm.train.pretrain import prepare_data, pretrain
 from scratchllm.train.tracking import MetricsLog, read_metrics
 from scratchllm.utils.device import resolve_device
+from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
 CPU_PRESET = "tiny-cpu"
 # All of the built-in corpus (~11 MB, ~3.5M tokens); 800 steps of `small` see it about 4 times.
@@ -50,15 +51,24 @@ def choose_preset(preset: str | None) -> tuple[str, list[str]]:
 
 
 def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset: str | None = None,
-             overrides: list[str] = (), progress: bool = True) -> Path:
-    """Run every stage into `out`; returns the path of `out/report.md`."""
-    out = Path(out)
+             overrides: list[str] = (), progress: bool = True, force: bool = False, verbose: bool = False) -> Path:
+    """Run every stage into `out`; returns the path of `out/report.md`.
+
+    `force`: write into a directory that holds files other than a run's; `verbose`: print the config.
+    A failed attempt removes what it wrote unless a checkpoint exists.
+    """
+    out = check_output_dir(out, ckpt.RUN_ENTRIES, force=force)
     if ckpt.list_steps(out):
         raise UserError(f"'{out}' already holds a run; pass another --out (or delete that directory) to run again")
     name, extra = choose_preset(preset)
     cfg = resolve_run_config(name, extra + list(overrides))
     if data is not None:
         cfg.data.path = data
+    with removed_on_failure(out, keep=lambda d: bool(ckpt.list_steps(d))):
+        return _speedrun(cfg, out, progress, force, verbose)
+
+
+def _speedrun(cfg, out: Path, progress: bool, force: bool, verbose: bool) -> Path:
     timings, t = {}, time.perf_counter()
     token_dir = prepare_data(cfg, out, progress)
     meta = read_meta(token_dir)
@@ -67,7 +77,8 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
                         "reported; pass raw text with --data (speedrun tokenizes it) instead")
     timings["tokenizer + tokenize"] = time.perf_counter() - t
     t = time.perf_counter()
-    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir)
+    result, model, token_dir, cfg = pretrain(cfg, out, progress=progress, token_dir=token_dir, force=force,
+                                             verbose=verbose)
     timings["pretrain"] = time.perf_counter() - t
     if result.interrupted:
         print(f"training was stopped; continue it with: scratchllm train --out {out} --resume")

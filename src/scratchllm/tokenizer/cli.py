@@ -29,8 +29,10 @@ def register(subparsers) -> None:
     t.add_argument("--pattern", default="gpt4", help="split regex: gpt2, gpt4 (= cl100k), o200k or a regex")
     t.add_argument("--max-bytes", type=int, default=None, help="train on at most this much text (UTF-8 bytes)")
     t.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    t.add_argument("--encoding", default="utf-8", help="text encoding of .txt inputs (default utf-8)")
     t.add_argument("--workers", type=int, default=None, help="processes for counting (default: all cores)")
     t.add_argument("--out", required=True, help="tokenizer JSON to write")
+    t.add_argument("--verbose", action="store_true", help="print the settings before training")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("encode", help="UTF-8 text on stdin -> one JSON list of ids on stdout")
@@ -78,11 +80,13 @@ def _load(path):
 
 def cmd_train(args) -> int:
     from scratchllm.tokenizer.bpe import Tokenizer
-    from scratchllm.data.sources import read_texts
+    from scratchllm.data.sources import expand_paths, read_texts
 
-    print(f"tokenizer train: vocab_size={args.vocab_size} pattern={args.pattern} max_bytes={args.max_bytes} "
-          f"workers={args.workers or 'all'} input={args.input}", file=sys.stderr)
-    texts = read_texts(args.input, args.text_field, args.max_bytes)
+    expand_paths(args.input)  # a missing input fails now, before any output
+    if args.verbose:
+        print(f"tokenizer train: vocab_size={args.vocab_size} pattern={args.pattern} max_bytes={args.max_bytes} "
+              f"workers={args.workers or 'all'} input={args.input}", file=sys.stderr)
+    texts = read_texts(args.input, args.text_field, args.max_bytes, args.encoding)
     tok = Tokenizer.train(texts, args.vocab_size, args.pattern, num_workers=args.workers)
     tok.save(args.out)
     print(f"wrote {args.out}: {tok.vocab_size} ids, special tokens {tok.special_tokens}", file=sys.stderr)

@@ -46,10 +46,14 @@ from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer import load_tokenizer
 from scratchllm.train.config import RunConfig, load_run_config
-from scratchllm.utils.atomic import atomic_directory, atomic_write_text
+from scratchllm.utils.atomic import atomic_directory, atomic_write_text, named_os_errors
 
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+# What commands that write a run directory put there (utils/outdir.py's `owned` patterns): a
+# directory holding only these is a run (or a failed start of one), anything else is not ours.
+RUN_ENTRIES = ("config.toml", "metrics.jsonl", "tokenizer.json", "tokens", "checkpoints", "samples.txt",
+               "report.md", "*.png")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -140,10 +144,13 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module,
     target = step_dir(run_dir, step)
     with atomic_directory(target) as tmp:
         # save_model (not save_file) because tied embeddings share storage, which save_file refuses.
-        save_model(unwrap(model), str(tmp / "model.safetensors"))
+        with named_os_errors(target / "model.safetensors"):
+            save_model(unwrap(model), str(tmp / "model.safetensors"))
         files = ["model.safetensors"]
         if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            # to a file object: then a full disk surfaces as the OSError under torch's RuntimeError
+            with named_os_errors(target / "optimizer.pt"), open(tmp / "optimizer.pt", "wb") as f:
+                torch.save(optimizer.state_dict(), f)
             files.append("optimizer.pt")
         record = {"format": FORMAT_VERSION, "step": step, **(state or {}),
                   "files": {name: _file_record(tmp / name) for name in files}}

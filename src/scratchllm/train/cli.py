@@ -15,13 +15,19 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default=None, help="preset name or .toml path (default tiny-cpu; with --resume: the run's config)")
     p.add_argument("--data", default=None, help="raw text (.txt, dir, .jsonl[.gz|.xz]) or a token directory; default: built-in corpus")
+    p.add_argument("--encoding", default=None, help="text encoding of --data .txt files (= data.encoding; default utf-8)")
     p.add_argument("--out", default=None, help="run directory (default runs/PRESET)")
-    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest checkpoint in --out (a run with no checkpoint yet starts)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files that are not a run's")
+    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=500")
     p.set_defaults(func=cmd_train)
 
 
 def _config(args):
+    import os
+
     from scratchllm.config import apply_overrides
     from scratchllm.errors import UserError
     from scratchllm.train.config import load_run_config, resolve_run_config
@@ -29,11 +35,16 @@ def _config(args):
     if args.resume and args.preset is None:
         if args.out is None:
             raise UserError("--resume needs --out DIR, the run directory to continue")
-        cfg = apply_overrides(load_run_config(args.out), args.overrides)
+        if not any(os.path.exists(os.path.join(args.out, name)) for name in ("config.toml", "checkpoints")):
+            cfg = resolve_run_config("tiny-cpu", args.overrides)  # killed before config.toml: start as new
+        else:
+            cfg = apply_overrides(load_run_config(args.out), args.overrides)
     else:
         cfg = resolve_run_config(args.preset or "tiny-cpu", args.overrides)
     if args.data is not None:
         cfg.data.path = args.data
+    if args.encoding is not None:
+        cfg.data.encoding = args.encoding
     return cfg
 
 
@@ -42,7 +53,8 @@ def cmd_train(args) -> int:
 
     cfg = _config(args)
     out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
-    result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress)
+    result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
+                               verbose=args.verbose)
     final = result.final
     if result.interrupted:
         print(f"saved {out} at step {result.step}; continue with: scratchllm train --out {out} --resume")

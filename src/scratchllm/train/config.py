@@ -79,6 +79,7 @@ class DataConfig:
     val_fraction: float = 0.02    # fraction of documents held out, chosen by a hash of (seed, index)
     workers: int = 2              # processes that tokenize
     seed: int = 0                 # split seed
+    encoding: str = "utf-8"       # of .txt files (invalid bytes are replaced and counted; binary data is refused)
 
     def validate(self) -> None:
         if not 0 < self.val_fraction < 1:
@@ -138,3 +139,29 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
     known = {k: v for k, v in data.items() if k in ("model", "train", "data")}
     return from_dict(RunConfig, known)
+
+
+# [data] fields a resume may change: they alter how the tokens are made, not which tokens.
+_DATA_FREE_ON_RESUME = {"workers"}
+
+
+def check_resume_config(saved: RunConfig, wanted: RunConfig) -> None:
+    """Refuse a resume whose config changes the model's shape or the data (the first such key named).
+
+    Training settings (max_steps, lr, eval_every ...) may change on a resume. The vocabulary
+    size is not compared: it is derived from the tokenizer, which a resume keeps.
+
+    >>> check_resume_config(RunConfig(), resolve_run_config(None, ["train.max_steps=5"]))
+    >>> check_resume_config(RunConfig(), resolve_run_config(None, ["model.n_layer=3"]))
+    Traceback (most recent call last):
+    ...
+    scratchllm.errors.UserError: model.n_layer=3 does not match the run being resumed (model.n_layer=12): a resume keeps the model's shape and data; drop that override, or start a new run with another --out
+    """
+    for table, free in (("model", {"vocab_size"}), ("data", _DATA_FREE_ON_RESUME)):
+        old, new = getattr(saved, table), getattr(wanted, table)
+        for f in dataclasses.fields(old):
+            a, b = getattr(old, f.name), getattr(new, f.name)
+            if f.name not in free and a != b:
+                raise UserError(f"{table}.{f.name}={b} does not match the run being resumed ({table}.{f.name}={a}): "
+                                "a resume keeps the model's shape and data; drop that override, "
+                                "or start a new run with another --out")

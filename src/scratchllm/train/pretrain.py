@@ -42,8 +42,10 @@ from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer import Tokenizer
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.config import RunConfig, load_run_config
+from scratchllm.train.config import RunConfig, check_resume_config, load_run_config
 from scratchllm.train.loop import check_out_dir, train
+from scratchllm.utils.atomic import atomic_write_bytes
+from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
 VOCAB_MULTIPLE = 64
 
@@ -51,7 +53,7 @@ VOCAB_MULTIPLE = 64
 def _train_texts(data):
     """The train documents' text, up to `data.tokenizer_bytes`: what the tokenizer learns from."""
     total = 0
-    for index, text in enumerate(read_corpus(data.path, data.max_bytes)):
+    for index, text in enumerate(read_corpus(data.path, data.max_bytes, data.encoding)):
         if total >= data.tokenizer_bytes:
             return
         if not is_val(index, data.seed, data.val_fraction):
@@ -77,7 +79,7 @@ def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
         if _same_data(out_dir, data):
             return token_dir  # made by an earlier attempt at this run (the directory appears only when complete)
         shutil.rmtree(token_dir)
-    corpus = read_corpus(data.path, data.max_bytes)  # raises now for a missing path
+    corpus = read_corpus(data.path, data.max_bytes, data.encoding)  # raises now for a missing path
     texts = list(_train_texts(data))
     if not texts:
         raise UserError(f"the corpus at '{data.path or 'built-in'}' is empty; pass a file with text in it via --data")
@@ -87,21 +89,48 @@ def prepare_data(cfg: RunConfig, out_dir: Path, progress: bool = True) -> Path:
     return token_dir
 
 
+def resolve_resume(cfg: RunConfig, out_dir: Path, resume: bool, quiet: bool = False) -> bool:
+    """Whether this start really resumes: checked before anything is written, so a bad resume changes nothing.
+
+    A `--resume` of a directory without a checkpoint yet (killed before its first save) starts
+    the run, so a supervisor can always restart with the same command. A real resume must keep
+    the run's model shape and data (training settings may change) and a checkpoint that verifies.
+    """
+    if not resume:
+        return False
+    if not ckpt.list_steps(out_dir):
+        if not quiet:
+            print(f"nothing to resume in '{out_dir}' yet (no checkpoint saved): starting the run", flush=True)
+        return False
+    check_resume_config(load_run_config(out_dir), cfg)
+    ckpt.find_checkpoint(out_dir)  # a corrupt checkpoint fails here, before config.toml is rewritten
+    return True
+
+
 def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False,
-             token_dir: Path | None = None):
+             token_dir: Path | None = None, force: bool = False, verbose: bool = False):
     """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg).
 
     `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
+    `force`: write into a directory holding files that are not a run's; `verbose`: print the resolved
+    config (it is saved to config.toml either way). A failed start removes what it wrote, unless a
+    checkpoint exists (then the run can be resumed).
     """
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, ckpt.RUN_ENTRIES, force=force)
+    resume = resolve_resume(cfg, out_dir, resume, quiet)
+    with removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))):
+        return _pretrain(cfg, out_dir, resume, progress, quiet, token_dir, verbose)
+
+
+def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet: bool, token_dir: Path | None,
+              verbose: bool):
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or prepare_data(cfg, out_dir, progress)
     meta = read_meta(token_dir)
     vocab = -(-meta["vocab_size"] // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     if cfg.model.vocab_size != vocab:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=vocab))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(token_dir / "tokenizer.json", out_dir / "tokenizer.json")
+    atomic_write_bytes(out_dir / "tokenizer.json", (token_dir / "tokenizer.json").read_bytes())
     tc = cfg.train
     ckpt.seed_everything(tc.seed)
     model = Transformer(cfg.model)
@@ -111,5 +140,5 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
         print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "
               f"tokens in {token_dir}; {cfg.tokens_per_step:,} tokens a step", flush=True)
     result = train(model, cfg, loader, out_dir, val_batches=val, tokens_per_byte=tokens_per_byte(meta),
-                   resume=resume, quiet=quiet)
+                   resume=resume, quiet=quiet or not verbose)
     return result, model, token_dir, cfg

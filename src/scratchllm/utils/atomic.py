@@ -3,6 +3,14 @@
 Files are written to a temporary sibling, flushed to disk, then renamed over the target
 (rename is atomic on POSIX). Directories are built under a temporary name and renamed into
 place once complete, so a directory that exists under its final name is always whole.
+Both get the permissions a plain `open()` / `mkdir()` would give under the process umask
+(0644 / 0755 by default), not the 0600 / 0700 of `tempfile`'s private temporaries, so a run
+can be shared with another user or mounted into a container.
+
+`named_os_errors(path)` turns what a full or read-only disk raises inside the libraries that
+write our files (safetensors' `SafetensorError`, torch.save's `RuntimeError`, a bare
+`OSError` without a file name) into an `OSError` that names `path`, which the CLI prints as
+one line (`errors.os_error_sentence`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -14,8 +22,10 @@ place once complete, so a directory that exists under its final name is always w
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,22 +42,69 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def umask() -> int:
+    """The process umask (reading it means setting it: put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Library messages that carry the OS error underneath, e.g. safetensors' "... (os error 28)".
+_OS_ERROR_CODE = re.compile(r"os error (\d+)")
+
+
+def _underlying_os_error(exc: BaseException) -> OSError | None:
+    seen = exc
+    while seen is not None:  # torch.save on a file object keeps the OSError as the context
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if (m := _OS_ERROR_CODE.search(str(exc))) and int(m.group(1)) in errno.errorcode:
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
+@contextlib.contextmanager
+def named_os_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a disk error of the block (however a library wrapped it) as an OSError naming `path`.
+
+    >>> with named_os_errors("runs/x/model.safetensors"):    # doctest: +ELLIPSIS
+    ...     raise RuntimeError("I/O error: No space left on device (os error 28)")
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 28] No space left on device: 'runs/x/model.safetensors'
+    """
+    try:
+        yield
+    except Exception as e:
+        found = _underlying_os_error(e)
+        if found is None:
+            raise
+        raise OSError(found.errno, found.strerror, str(path)) from e
+
+
 @contextlib.contextmanager
 def _atomic_file(path: str | os.PathLike, mode: str) -> Iterator[IO]:
-    """An open temporary sibling of `path`; renamed over `path` once the block succeeds, else removed."""
+    """An open temporary sibling of `path`; renamed over `path` once the block succeeds, else removed.
+
+    A disk error inside is raised as an OSError naming `path` (see `named_os_errors`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with named_os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; give what open() would
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     _fsync_dir(path.parent)
 
 
@@ -97,11 +154,17 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; give what mkdir() would
         yield tmp
+        mask = umask()
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+                # subtle: some writers (safetensors) create 0600 files whatever the umask
+                os.chmod(f, 0o666 & ~mask)
+            elif f.is_dir():
+                os.chmod(f, 0o777 & ~mask)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
