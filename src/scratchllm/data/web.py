@@ -23,9 +23,9 @@ resumes at the next record), a page that fails to parse or yields no text is cou
 
 from __future__ import annotations
 
-import gzip
 import json
 import mmap
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -60,10 +60,9 @@ def sniff(path: Path) -> str | None:
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as g:
-                head = g.read(SNIFF_BYTES)
-        except (OSError, EOFError):
+        try:  # the first gzip member alone: a damaged later member must not hide a WARC
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        except zlib.error:
             return None
         if head.startswith(b"WARC/"):
             return "warc"
@@ -157,7 +156,7 @@ def read_warc(path: Path, stats: WebStats, source: str = "") -> Iterator[Documen
             it = ArchiveIterator(f)
             try:
                 for record in it:
-                    yield from _record(record, path, it.get_record_offset() + pos, stats, source)
+                    yield from _record(record, path, pos + it.offset, stats, source)  # not get_record_offset(): it reads the record away
                 return
             except Exception as e:  # noqa: BLE001 - warcio raises several types for a broken record
                 stats.note_failure("malformed_records", f"{path}@{pos + (it.offset or 0)} ({type(e).__name__})")
