@@ -11,6 +11,9 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+# the shared data sets: ../shared/data beside the repository (SCRATCHLLM_DATA overrides, as in tests/tokenizer)
+DATA = Path(os.environ.get("SCRATCHLLM_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
 
 def python_docs() -> Path:
     """The Python HTML docs (`apt-get install python3-doc`); skip, or fail under CI, when absent."""

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from scratchllm.data.textstats import ngram_hashes, words
@@ -73,7 +73,7 @@ class QualityModel:
         return float(1.0 / (1.0 + np.exp(-self.logit(text))))
 
     def save(self, path: str) -> None:
-        meta = {"bias": repr(self.bias), "ngrams": str(self.ngrams),
+        meta = {"bias": repr(float(self.bias)), "ngrams": str(self.ngrams),
                 "heldout_accuracy": json.dumps(self.heldout_accuracy), "trained_on": json.dumps(self.trained_on)}
         save_file({"weights": self.weights.astype(np.float32)}, path, metadata=meta)
 
@@ -86,7 +86,7 @@ def load_model(path: str) -> QualityModel:
         weights = load_file(path)["weights"]
         return QualityModel(weights, float(meta["bias"]), int(meta["ngrams"]),
                             json.loads(meta.get("heldout_accuracy", "null")), json.loads(meta.get("trained_on", "null")))
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
+    except (OSError, KeyError, ValueError, SafetensorError) as e:
         raise UserError(f"'{path}' is not a quality model ({type(e).__name__}); train one with "
                         f"`scratchllm data quality-train`") from None
 
@@ -114,12 +114,10 @@ def train(texts: list[str], labels: list[int], buckets: int = DEFAULT_BUCKETS, n
             z = np.bincount(owner, weights=w[idx] * vals, minlength=len(rows)) + b
             p = 1.0 / (1.0 + np.exp(-z))
             err = (p - y[rows]) * np.array([class_w[float(y[r])] for r in rows]) / len(rows)
-            grad = np.zeros(buckets, np.float32)
-            np.add.at(grad, idx, (err[owner] * vals).astype(np.float32))
-            touched = np.unique(idx)
-            grad[touched] += l2 * w[touched]
-            g2[touched] += grad[touched] ** 2
-            w[touched] -= lr * grad[touched] / np.sqrt(g2[touched])
+            # dense steps over all buckets: bincount and vector ops beat fancy indexing here
+            grad = np.bincount(idx, weights=err[owner] * vals, minlength=buckets).astype(np.float32) + l2 * w
+            g2 += grad * grad
+            w -= lr * grad / np.sqrt(g2)
             gb = float(err.sum())
             gb2 += gb * gb
             b -= lr * gb / np.sqrt(gb2)
