@@ -24,7 +24,7 @@ def _wiki_articles(n):
         pytest.skip(f"{WIKI[0]} not found (the shared data sets)")
     raw = "".join(p.read_text(encoding="utf-8") for p in WIKI)
     # undo WikiText's tokenisation so the classifier cannot win on " @-@ " and " , " alone
-    raw = raw.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").replace("<unk>", "")
+    raw = raw.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").replace("<unk>", "").replace("\n \n", "\n\n")
     raw = re.sub(r" ([.,;:!?)'])", r"\1", raw).replace("( ", "(")
     arts = [a.strip() for a in re.split(r"\n \= [^=\n]+ \= \n", raw) if len(a.split()) > 200]
     return [piece for a in arts for piece in chunks(a, 3000) if len(piece.split()) > 100][:n]
@@ -32,9 +32,9 @@ def _wiki_articles(n):
 
 @pytest.fixture(scope="module")
 def corpus():
-    ref = _wiki_articles(200)
-    pages = [html_document(p.read_bytes(), p.name).text for p in doc_pages(300)[::3]]
-    web = [piece for t in pages for piece in chunks(t, 3000) if len(piece.split()) > 100][:200]
+    ref = _wiki_articles(120)
+    pages = [html_document(p.read_bytes(), p.name).text for p in doc_pages(300)[::6]]
+    web = [piece for t in pages for piece in chunks(t, 3000) if len(piece.split()) > 100][:120]
     n = min(len(ref), len(web))  # balanced: chance is 50%
     texts, labels = ref[:n] + web[:n], [1] * n + [0] * n
     tr, te = split_heldout(len(texts), 0.3, seed=0)
