@@ -82,6 +82,15 @@ def register(subparsers) -> None:
     m.add_argument("--out", required=True, help="output JSONL file")
     m.set_defaults(func=_mix)
 
+    _add_quality_train(sub)
+
+    dl = sub.add_parser("download", help=f"fetch a public corpus into the cache ({describe()})")
+    dl.add_argument("name")
+    dl.add_argument("--dir", default=None, help="directory to store it (default: the cache)")
+    dl.set_defaults(func=_download)
+
+
+def _add_quality_train(sub) -> None:
     q = sub.add_parser("quality-train", help="train the quality classifier: reference text vs web text")
     q.add_argument("--reference", nargs="+", required=True, metavar="PATH", help="reference documents (books, wiki)")
     q.add_argument("--web", nargs="+", required=True, metavar="PATH", help="web documents (e.g. data clean's output)")
@@ -93,11 +102,6 @@ def register(subparsers) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", required=True, help="model file (.safetensors)")
     q.set_defaults(func=_quality_train)
-
-    dl = sub.add_parser("download", help=f"fetch a public corpus into the cache ({describe()})")
-    dl.add_argument("name")
-    dl.add_argument("--dir", default=None, help="directory to store it (default: the cache)")
-    dl.set_defaults(func=_download)
 
 
 def _docs(args):

@@ -8,9 +8,9 @@ directory every file is sniffed so, e.g., the `_sources/*.txt` beside Sphinx pag
 
 Why resiliparse (over trafilatura, the other library made for this): on the Python docs pages
 it extracts the same main text at ~15x the speed (7.2 vs 0.48 MB/s per core on the same pages,
-bench/data_web.py),
-keeps paragraphs apart with blank lines (the C4/FineWeb line rules need lines), and installs as
-one wheel (trafilatura 2.3 also needs lxml_html_clean, not pulled by its own requirements).
+bench/data_web.py), keeps paragraphs apart with blank lines (the C4/FineWeb line rules need
+lines), and installs as one wheel (trafilatura 2.3 also needs lxml_html_clean, which its own
+requirements do not pull).
 
 Nothing here is fatal per page: an unreadable WARC record is skipped and counted (reading
 resumes at the next record), a page that fails to parse or yields no text is counted in
