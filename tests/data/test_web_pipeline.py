@@ -103,3 +103,23 @@ def test_bad_flags_are_one_sentence(tmp_path, warc, capsys):
     assert "unknown PII kind ssn" in capsys.readouterr().err
     assert main(["data", "filter", "--input", str(warc), "--rules", "c5", "--out", str(tmp_path / "f")]) == 2
     assert not (tmp_path / "f").exists() and not (tmp_path / "c.jsonl").exists()
+
+
+def test_dedup_lines_stage_and_prepare_with_html_field(tmp_path, tokenizer_path, capsys):
+    banner = "Subscribe to our newsletter for the weekly news of the valley."
+    rows = [{"id": f"p{i}", "url": f"http://news.example/{i}", "html": page(f"P{i}", _paras(20 + i) + f"<p>{banner}</p>")}
+            for i in range(6)]
+    src = tmp_path / "pages.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["data", "clean", "--input", str(src), "--html-field", "html", "--out", str(tmp_path / "c.jsonl")]) == 0
+    assert main(["data", "dedup", "--input", str(tmp_path / "c.jsonl"), "--lines", "line", "--out",
+                 str(tmp_path / "d"), "--workers", "1"]) == 0
+    assert "line dedup removed" in capsys.readouterr().out
+    texts = [r["text"] for r in _rows(tmp_path / "d" / "documents.jsonl")]
+    assert len(texts) == 6 and sum(banner in t for t in texts) == 1
+    out = tmp_path / "prep"
+    assert main(["data", "prepare", "--recipe", "mini-c4", "--input", str(src), "--html-field", "html",
+                 "--tokenizer", str(tokenizer_path), "--out", str(out), "--set", "workers=1"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["web"]["extraction"]["input"]["documents"] == 6
+    assert m["web"]["line_dedup"]["chars_removed"] == 5 * len(banner)

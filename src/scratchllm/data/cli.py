@@ -72,6 +72,9 @@ def register(subparsers) -> None:
     d.add_argument("--shingle", type=int, default=5, help="words per shingle")
     d.add_argument("--num-perm", type=int, default=128, help="MinHash signature length")
     d.add_argument("--out", required=True, help="output directory: documents.jsonl, clusters.jsonl")
+    d.add_argument("--lines", choices=["off", "line", "paragraph"], default="off",
+                   help="also cut every line (paragraph) an earlier document had, as C4 does for web pages")
+    d.add_argument("--lines-min-words", type=int, default=50, help="drop documents left shorter than this by --lines")
     d.set_defaults(func=_dedup)
 
     m = sub.add_parser("mix", help="sample several inputs to target shares (of UTF-8 bytes)")
@@ -187,12 +190,15 @@ def _quality_train(args) -> int:
 
 
 def _dedup(args) -> int:
-    from scratchllm.data.dedup import DedupConfig
+    from scratchllm.data.dedup import DedupConfig, LineDeduplicator
     from scratchllm.data.stages import run_dedup
 
-    cfg = DedupConfig(threshold=args.threshold, shingle=args.shingle, num_perm=args.num_perm)
-    kept, clusters = run_dedup(_docs(args), cfg, Path(args.out), args.workers)
-    print(f"kept {kept} documents; {clusters} duplicate clusters in {args.out}/clusters.jsonl")
+    cfg = DedupConfig(threshold=args.threshold, shingle=args.shingle, num_perm=args.num_perm,
+                      lines=args.lines, lines_min_words=args.lines_min_words)
+    lines = LineDeduplicator(args.lines) if args.lines != "off" else None
+    kept, clusters = run_dedup(_docs(args), cfg, Path(args.out), args.workers, lines)
+    print(f"kept {kept} documents; {clusters} duplicate clusters in {args.out}/clusters.jsonl"
+          + (f"; {args.lines} dedup removed {100 * lines.removed_fraction:.2f}% of characters" if lines else ""))
     return 0
 
 

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scratchllm.data.clean import CleanConfig, clean_text
-from scratchllm.data.dedup import DedupConfig, Deduplicator, fingerprint
+from scratchllm.data.dedup import DedupConfig, Deduplicator, LineDeduplicator, fingerprint
 from scratchllm.data.filters import Drop, FilterConfig
 from scratchllm.data.langid import identify
 from scratchllm.data.minhash import MinHasher
@@ -219,9 +219,17 @@ def run_filter(docs: Iterable[Document], cfg: FilterConfig | None, out: Path, wo
     return kept, dropped
 
 
-def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: int) -> tuple[int, int]:
-    """`scratchllm data dedup`: documents.jsonl (kept) and clusters.jsonl (id lists) in `out`."""
+def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: int,
+              lines: LineDeduplicator | None = None) -> tuple[int, int]:
+    """`scratchllm data dedup`: documents.jsonl (kept) and clusters.jsonl (id lists) in `out`.
+
+    With `lines`, lines an earlier document had are cut first (in input order, in this process)
+    and documents left under `cfg.lines_min_words` words are dropped before hashing.
+    """
     index = Deduplicator(cfg)
+    if lines is not None:
+        docs = (d for d in (replace(d, text=lines.strip(d.text)) for d in docs)
+                if len(d.text.split()) >= cfg.lines_min_words)
     with atomic_directory(out) as tmp:
         spool = tmp / ".all.jsonl"
         with open(spool, "w", encoding="utf-8") as f:

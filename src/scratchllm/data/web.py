@@ -70,11 +70,11 @@ def sniff(path: Path) -> str | None:
         return "jsonl" if path.name.lower().endswith((".jsonl.gz", ".json.gz")) else None
     if head.startswith(b"WARC/"):
         return "warc"
+    if path.name.lower().endswith((".jsonl", ".ndjson", ".jsonl.xz", ".jsonl.zst")):
+        return "jsonl"  # before the HTML test: a JSONL of pages holds "<html" too
     low = head.lower()
     if b"<html" in low or b"<!doctype html" in low:
         return "html"
-    if path.name.lower().endswith((".jsonl", ".ndjson", ".jsonl.xz", ".jsonl.zst")):
-        return "jsonl"
     return None
 
 

@@ -97,7 +97,7 @@ def screen(text: str, url: str, gopher: FilterConfig | None, rules: WebRules | N
     size = len(text.encode("utf-8"))
     r = rules.prepared() if rules else None
     if r and r.urls and r.urls.enabled:
-        drop = timed("filter_urls", lambda: url_blocked(url, r.urls, r._urls), 0)
+        drop = timed("filter_urls", lambda: url_blocked(url, r.urls, r._urls), size)
         if drop:
             return text, drop
     if r and r.c4 and r.c4.enabled:
