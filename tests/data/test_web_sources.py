@@ -126,3 +126,11 @@ def test_missing_inputs_and_pages_without_text_are_one_sentence(tmp_path):
     (tmp_path / "a.html").write_text("<html><body><nav>menu</nav></body></html>")
     with pytest.raises(UserError, match="no page .* gave any main text"):
         list(read_web_documents([str(tmp_path)]))
+
+
+def test_globs_name_web_inputs(tmp_path):
+    for i in range(2):
+        write_warc(tmp_path / f"crawl-{i}.warc.gz", [(f"http://example.org/{i}", page(f"T{i}", f"<p>Text {i}.</p>"))])
+    pattern = str(tmp_path / "crawl-*.warc.gz")
+    assert is_web_input([pattern])
+    assert [d.url for d in read_web_documents([pattern])] == ["http://example.org/0", "http://example.org/1"]

@@ -24,6 +24,7 @@ resumes at the next record), a page that fails to parse or yields no text is cou
 
 from __future__ import annotations
 
+import glob
 import json
 import mmap
 import zlib
@@ -78,16 +79,24 @@ def sniff(path: Path) -> str | None:
     return None
 
 
+def _candidates(item: str) -> list[Path] | None:
+    """The files a file, directory or glob names, sorted; None if it names nothing that exists."""
+    p = Path(item)
+    if p.is_dir():
+        return sorted(q for q in p.rglob("*") if q.is_file())
+    if p.is_file():
+        return [p]
+    if any(ch in item for ch in "*?["):
+        return sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+    return None
+
+
 def web_files(inputs: list[str]) -> list[tuple[Path, str]]:
-    """(path, kind) of every web input named by files or directories, sorted for reproducibility."""
+    """(path, kind) of every web input named by files, directories or globs, sorted for reproducibility."""
     out = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            candidates = sorted(q for q in p.rglob("*") if q.is_file())
-        elif p.is_file():
-            candidates = [p]
-        else:
+        candidates = _candidates(item)
+        if candidates is None:
             raise UserError(f"input '{item}' does not exist; pass a WARC/WET file, an HTML file or directory, or JSONL")
         found = [(q, kind) for q in candidates if (kind := sniff(q))]
         if not found:
@@ -159,6 +168,8 @@ def read_warc(path: Path, stats: WebStats, source: str = "") -> Iterator[Documen
                 for record in it:
                     yield from _record(record, path, pos + it.offset, stats, source)  # not get_record_offset(): it reads the record away
                 return
+            except UserError:
+                raise
             except Exception as e:  # noqa: BLE001 - warcio raises several types for a broken record
                 stats.note_failure("malformed_records", f"{path}@{pos + (it.offset or 0)} ({type(e).__name__})")
                 failed_at = pos + max(it.offset or 0, 0)
@@ -238,9 +249,7 @@ def read_web_documents(inputs: list[str], html_field: str = "html", stats: WebSt
 def is_web_input(inputs: list[str]) -> bool:
     """True when the first web-like file named (or found in a directory) is a WARC or HTML file."""
     for item in inputs:
-        p = Path(item)
-        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else []
-        for q in files[:SNIFF_FILES]:
+        for q in (_candidates(item) or [])[:SNIFF_FILES]:
             kind = sniff(q)
             if kind in ("warc", "html"):
                 return True
