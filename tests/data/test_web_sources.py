@@ -134,3 +134,13 @@ def test_globs_name_web_inputs(tmp_path):
     pattern = str(tmp_path / "crawl-*.warc.gz")
     assert is_web_input([pattern])
     assert [d.url for d in read_web_documents([pattern])] == ["http://example.org/0", "http://example.org/1"]
+
+
+def test_pathological_pages_fail_fast_and_are_counted(tmp_path):
+    (tmp_path / "ok.html").write_text(page("OK", "<p>A normal page with a paragraph.</p>"))
+    (tmp_path / "deep.html").write_text("<html><body>" + "<div>" * 5000 + "text</body></html>")
+    stats = WebStats()
+    docs = list(read_web_documents([str(tmp_path)], stats=stats))
+    assert [d.title for d in docs] == ["OK"]
+    assert stats.extract_failed == 1
+    assert any("nested 5002 deep" in e for e in stats.failed_examples)

@@ -27,7 +27,10 @@ from __future__ import annotations
 import glob
 import json
 import mmap
+import re
 import zlib
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +40,12 @@ from scratchllm.errors import UserError
 
 SNIFF_BYTES = 1024
 SNIFF_FILES = 2000  # files of a directory looked at to decide whether it holds web pages
+# Extraction time grows much faster than linearly with tag nesting (4,000 nested <div>s: 2.6 s,
+# 16,000: over a minute); real pages nest < 20 deep (python3-doc: 19), so refuse pathological ones.
+MAX_NESTING = 1000
+# opening and closing tags, less the void elements and those whose end tag may be left out
+_TAG = re.compile(r"<(/?)(?!(?:br|img|meta|input|link|hr|wbr|source|area|base|col|embed|param|track|p|li|"
+                  r"option|td|tr|th|dt|dd)\b)[a-zA-Z]", re.IGNORECASE)
 
 
 @dataclass
@@ -109,6 +118,18 @@ def _missing_extra() -> UserError:
     return UserError("reading HTML or WARC needs resiliparse and warcio; run `pip install 'scratchllm[web]'`")
 
 
+def nesting_depth(html: str) -> int:
+    """An upper estimate of how deep the page's tags nest, in one vectorized pass (~35 MB/s).
+
+    >>> nesting_depth("<html><body><div><p>a<br>b</div></body></html>")
+    3
+    """
+    steps = _TAG.findall(html)
+    if not steps:
+        return 0
+    return int(np.cumsum(np.fromiter((-1 if s else 1 for s in steps), np.int32, len(steps))).max())
+
+
 def html_document(html: str | bytes, doc_id: str, url: str = "", source: str = "") -> Document:
     """The main text and title of one page (raises on unparsable input; the readers count it)."""
     try:  # optional dependency ([web] extra)
@@ -119,6 +140,9 @@ def html_document(html: str | bytes, doc_id: str, url: str = "", source: str = "
         raise _missing_extra() from None
     if isinstance(html, bytes):  # the page's own encoding (meta charset, else detected)
         html = bytes_to_str(html, detect_encoding(html))
+    depth = nesting_depth(html)
+    if depth > MAX_NESTING:
+        raise ValueError(f"tags nested {depth} deep (more than {MAX_NESTING})")
     tree = HTMLTree.parse(html)
     # subtle: main_content drops nav/header/footer/aside blocks and link lists by their markup
     # and link density; alt texts and form controls are noise in running text.
@@ -134,7 +158,7 @@ def _page(html, doc_id: str, url: str, source: str, stats: WebStats) -> Document
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - any parser failure is one page lost, never the run
-        stats.note_failure("extract_failed", f"{doc_id} ({type(e).__name__})")
+        stats.note_failure("extract_failed", f"{doc_id} ({type(e).__name__}: {str(e)[:80]})")
         return None
     if not doc.text:
         stats.note_failure("empty_extraction", doc_id)
