@@ -2,9 +2,10 @@
 
 Four passes, each streaming, so memory grows with the number of documents, never their size:
 
-  1. scan     read every source; clean, filter and fingerprint each document on worker
-              processes (`stages.process_documents`); survivors go to a spool file on disk,
-              fingerprints into the dedup index.
+  1. scan     read every source (web pages: main text extracted as read, `data.web`); clean,
+              scrub PII, filter and fingerprint each document on worker processes
+              (`stages.process_documents`); survivors go to a spool file on disk (web: lines
+              an earlier page had cut first), fingerprints into the dedup index.
   2. dedup    union-find clusters of exact and near duplicates; keep one per cluster.
   3. mix      sampling rates per source from the target token shares (`mix.plan_rates`, with
               each source's tokens per byte measured on a sample); a seeded shuffle of the
@@ -34,11 +35,11 @@ from tqdm import tqdm
 
 from scratchllm.data import report as report_mod
 from scratchllm.data.dedup import Deduplicator, LineDeduplicator
+from scratchllm.data.filters import Drop
 from scratchllm.data.mix import copies, plan_rates, unit_hash
 from scratchllm.data.recipe import Recipe
 from scratchllm.data.shards import ShardWriter
 from scratchllm.data.sources import Document, ReadStats, expand_paths, read_documents
-from scratchllm.data.filters import Drop
 from scratchllm.data.stages import Timings, Work, process_documents
 from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.data.tokenize import encode_documents, with_fast_backend

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from scratchllm.data.textstats import ngram_hashes, words
 from scratchllm.errors import UserError
+from scratchllm.utils.atomic import atomic_write_bytes
 
 DEFAULT_BUCKETS = 1 << 18
 
@@ -75,7 +76,7 @@ class QualityModel:
     def save(self, path: str) -> None:
         meta = {"bias": repr(float(self.bias)), "ngrams": str(self.ngrams),
                 "heldout_accuracy": json.dumps(self.heldout_accuracy), "trained_on": json.dumps(self.trained_on)}
-        save_file({"weights": self.weights.astype(np.float32)}, path, metadata=meta)
+        atomic_write_bytes(path, save({"weights": self.weights.astype(np.float32)}, metadata=meta))
 
 
 def load_model(path: str) -> QualityModel:

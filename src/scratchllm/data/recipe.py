@@ -29,8 +29,8 @@ from scratchllm.data.clean import CleanConfig
 from scratchllm.data.dedup import DedupConfig
 from scratchllm.data.filters import FilterConfig
 from scratchllm.data.mix import MixConfig
-from scratchllm.data.quality import QualityConfig
 from scratchllm.data.pii import parse_kinds
+from scratchllm.data.quality import QualityConfig
 from scratchllm.data.webfilters import C4Config, FineWebConfig, UrlConfig
 from scratchllm.data.webrules import WebRules
 from scratchllm.errors import UserError

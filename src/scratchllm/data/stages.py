@@ -290,8 +290,5 @@ def run_quality_train(reference: Iterable[Document], web: Iterable[Document], ou
     model.heldout_accuracy = round(accuracy(model, [texts[i] for i in test_rows], [labels[i] for i in test_rows]), 4)
     model.trained_on = {"reference": labels.count(1), "web": labels.count(0), "heldout": len(test_rows),
                         "chunk_chars": chunk_chars}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    model.save(str(tmp))
-    os.replace(tmp, out)  # atomic: safetensors writes the file itself, so write a sibling and rename
+    model.save(str(out))
     return model
