@@ -7,8 +7,8 @@ start with `WARC/` is a WARC (or WET) file, one whose first kilobyte holds `<htm
 directory every file is sniffed so, e.g., the `_sources/*.txt` beside Sphinx pages are skipped.
 
 Why resiliparse (over trafilatura, the other library made for this): on the Python docs pages
-it extracts the same main text at ~15x the speed (7.2 vs 0.48 MB/s per core on the same pages,
-bench/data_web.py), keeps paragraphs apart with blank lines (the C4/FineWeb line rules need
+it extracts the same main text at 12-15x the speed (5.7-7.2 vs 0.47-0.48 MB/s per core on the
+same pages, bench/data_web.py), keeps paragraphs apart with blank lines (the C4/FineWeb line rules need
 lines), and installs as one wheel (trafilatura 2.3 also needs lxml_html_clean, which its own
 requirements do not pull).
 
