@@ -67,7 +67,7 @@ def test_filter_rules_explain_each_drop(tmp_path, warc):
     assert len(kept) + len(dropped) == 16
 
 
-def test_quality_train_and_filter(tmp_path, warc, capsys):
+def test_quality_train_filter_and_report(tmp_path, warc, capsys, tokenizer_path):
     main(["data", "clean", "--input", str(warc), "--out", str(tmp_path / "c.jsonl"), "--workers", "1"])
     ref = tmp_path / "ref.jsonl"
     ref.write_text("".join(json.dumps({"text": prose(300, 100 + i)}) + "\n" for i in range(30)))
@@ -78,6 +78,13 @@ def test_quality_train_and_filter(tmp_path, warc, capsys):
                  "--quality-model", str(tmp_path / "q.safetensors"), "--out", str(tmp_path / "f")]) == 0
     rules = {r["rule"] for r in _rows(tmp_path / "f" / "dropped.jsonl")}
     assert rules == {"quality_score"}
+    # in a recipe: the report carries the model's held-out accuracy
+    assert main(["data", "prepare", "--recipe", "mini-c4", "--input", str(warc), "--tokenizer", str(tokenizer_path),
+                 "--out", str(tmp_path / "d"), "--set", "workers=1", "quality.enabled=true",
+                 f"quality.model=\"{tmp_path / 'q.safetensors'}\"", "quality.threshold=0.01"]) == 0
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert m["web"]["quality"]["heldout_accuracy"] is not None
+    assert "Quality classifier" in (tmp_path / "d" / "report.md").read_text()
 
 
 def test_prepare_mini_c4_reports_web_steps(tmp_path, warc, tokenizer_path):
