@@ -32,6 +32,7 @@ from scratchllm.data.minhash import MinHasher, choose_bands, estimate_jaccard
 from scratchllm.errors import UserError
 
 _SPACE = re.compile(r"\s+")
+LINE_UNITS = ("off", "line", "paragraph")
 
 
 @dataclass
@@ -46,6 +47,12 @@ class DedupConfig:
     rows: int = 0
     verify: bool = True         # confirm LSH candidates by estimated Jaccard >= threshold
     seed: int = 0
+    lines: str = "off"          # web: drop every "line"/"paragraph" an earlier document already had
+    lines_min_words: int = 50   # a page left with fewer words after that is dropped
+
+    def validate(self) -> None:
+        if self.lines not in LINE_UNITS:
+            raise UserError(f"dedup.lines must be one of {', '.join(LINE_UNITS)}, got '{self.lines}'")
 
 
 @dataclass
@@ -167,3 +174,48 @@ class Deduplicator:
             kind = "exact" if self.cfg.exact and len({self.keys[m] for m in members}) == 1 else "near"
             clusters.append(Cluster([self.ids[m] for m in ordered], kind))
         return DedupResult(keep, clusters)
+
+
+class LineDeduplicator:
+    """Exact dedup of lines (or paragraphs) across documents, C4-style: the first document to
+    have a line keeps it, every later copy is cut. Menus, footers and cookie banners repeat on
+    every page of a site and survive page-level dedup; this removes them, line by line.
+
+    Keys are 8-byte digests of the lower-cased, space-collapsed line (~60 bytes a unique line
+    in the set), so memory grows with the distinct lines of the corpus, not its size.
+
+    >>> d = LineDeduplicator("line")
+    >>> d.strip("Home | Shop\\nFirst page text."), d.strip("Home | Shop\\nSecond page text.")
+    ('Home | Shop\\nFirst page text.', 'Second page text.')
+    >>> d.chars_removed, d.chars_in
+    (11, 57)
+    """
+
+    def __init__(self, unit: str = "line"):
+        if unit not in ("line", "paragraph"):
+            raise UserError(f"line dedup unit must be line or paragraph, got '{unit}'")
+        self.sep = "\n" if unit == "line" else "\n\n"
+        self.seen: set[bytes] = set()
+        self.chars_in = 0
+        self.chars_removed = 0
+
+    def strip(self, text: str) -> str:
+        """The text without the lines an earlier document had; remembers this one's."""
+        kept = []
+        parts = re.split(r"\n\s*\n", text) if self.sep == "\n\n" else text.split("\n")
+        for part in parts:
+            norm = _SPACE.sub(" ", part.lower()).strip()
+            if not norm:
+                continue
+            key = hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest()
+            if key in self.seen:
+                self.chars_removed += len(part)
+            else:
+                self.seen.add(key)
+                kept.append(part)
+        self.chars_in += len(text)
+        return self.sep.join(kept)
+
+    @property
+    def removed_fraction(self) -> float:
+        return self.chars_removed / self.chars_in if self.chars_in else 0.0

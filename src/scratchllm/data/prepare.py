@@ -2,9 +2,10 @@
 
 Four passes, each streaming, so memory grows with the number of documents, never their size:
 
-  1. scan     read every source; clean, filter and fingerprint each document on worker
-              processes (`stages.process_documents`); survivors go to a spool file on disk,
-              fingerprints into the dedup index.
+  1. scan     read every source (web pages: main text extracted as read, `data.web`); clean,
+              scrub PII, filter and fingerprint each document on worker processes
+              (`stages.process_documents`); survivors go to a spool file on disk (web: lines
+              an earlier page had cut first), fingerprints into the dedup index.
   2. dedup    union-find clusters of exact and near duplicates; keep one per cluster.
   3. mix      sampling rates per source from the target token shares (`mix.plan_rates`, with
               each source's tokens per byte measured on a sample); a seeded shuffle of the
@@ -50,7 +51,8 @@ from tqdm import tqdm
 from scratchllm.config import dumps_toml
 from scratchllm.data import report as report_mod
 from scratchllm.data.builtin import PIECE_BYTES
-from scratchllm.data.dedup import Deduplicator
+from scratchllm.data.dedup import Deduplicator, LineDeduplicator
+from scratchllm.data.filters import Drop
 from scratchllm.data.mix import copies, plan_rates, unit_hash
 from scratchllm.data.recipe import Recipe
 from scratchllm.data.shards import ShardWriter
@@ -58,6 +60,7 @@ from scratchllm.data.sources import Document, ReadStats, expand_paths, read_docu
 from scratchllm.data.stages import Timings, Work, process_documents
 from scratchllm.data.synthetic import synthetic_documents
 from scratchllm.data.tokenize import encode_documents, with_fast_backend
+from scratchllm.data.web import WebStats, is_web_input, read_web_documents, web_files
 from scratchllm.errors import UserError
 from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
@@ -83,12 +86,21 @@ class _Scan:
         self.counts = {s.name: collections.Counter() for s in recipe.sources}
         self.drops: dict[str, dict] = {}
         self.timings = Timings()
+        self.web = {s.name: WebStats() for s in recipe.sources if is_web_source(s)}
+        self.lines = LineDeduplicator(recipe.dedup.lines) if recipe.dedup.lines != "off" else None
+
+
+def is_web_source(src) -> bool:
+    """A source of web pages: format = "web", or "auto" and its first file is WARC or HTML."""
+    return src.type == "files" and (src.format == "web" or (src.format == "auto" and is_web_input(src.paths)))
 
 
 def _documents(recipe: Recipe, scan: _Scan, samplers: dict[str, Sampler]) -> Iterator[tuple[Document, bool]]:
     for src in recipe.sources:
         stats = scan.read[src.name]
-        if src.type == "files":
+        if src.name in scan.web:  # pages: extracted while read, so "read" here is the extraction time
+            docs = read_web_documents(src.paths, src.html_field, scan.web[src.name], src.name, src.limit)
+        elif src.type == "files":
             if not src.paths:
                 raise UserError(f"source '{src.name}' has no paths; set paths = [\"FILE\", ...] or pass --input")
             docs = read_documents(src.paths, src.text_field, src.id_field, stats, src.name, src.hf_split, src.limit,
@@ -97,14 +109,14 @@ def _documents(recipe: Recipe, scan: _Scan, samplers: dict[str, Sampler]) -> Ite
             docs = synthetic_documents(src, samplers.get(src.name))
         t0 = time.process_time()
         for doc in docs:
-            if src.type != "files":
+            if src.type != "files" or src.name in scan.web:
                 stats.documents += 1
                 stats.bytes += len(doc.text.encode("utf-8"))
             doc.source = src.name
             scan.timings.add("read", time.process_time() - t0, 0)
             yield doc, src.process
             t0 = time.process_time()
-        scan.timings.bytes["read"] += stats.bytes
+        scan.timings.bytes["read"] += scan.web[src.name].bytes if src.name in scan.web else stats.bytes
 
 
 def _note_drop(scan: _Scan, r) -> None:
@@ -114,12 +126,24 @@ def _note_drop(scan: _Scan, r) -> None:
         entry["examples"].append({"id": r.id, "value": r.drop.value, "text": r.text[:200]})
 
 
+def _dedup_lines(scan: _Scan, r, min_words: int) -> None:
+    """Cut the lines an earlier document had (in input order); too little left is a drop."""
+    t0 = time.process_time()
+    before = r.text
+    r.text = scan.lines.strip(r.text)
+    scan.timings.add("dedup_lines", time.process_time() - t0, len(before.encode("utf-8")))
+    n = len(r.text.split())
+    if n < min_words:
+        r.drop = Drop("dedup_lines_min_words", n)
+        r.text = before[:300]
+
+
 def scan_sources(recipe: Recipe, spool_path: Path, progress: bool, samplers: dict[str, Sampler]) -> _Scan:
     """Pass 1: read, clean, filter and fingerprint; spool the survivors."""
     scan = _Scan(recipe)
     source_ix = {s.name: i for i, s in enumerate(recipe.sources)}
     work = Work(recipe.clean, recipe.filter if recipe.filter.enabled else None,
-                recipe.dedup if (recipe.dedup.exact or recipe.dedup.near) else None)
+                recipe.dedup if (recipe.dedup.exact or recipe.dedup.near) else None, recipe.web_rules())
     bar = tqdm(desc="scan (clean, filter, hash)", unit="B", unit_scale=True, disable=not progress)
     t_dedup = 0.0  # the index lives in this process: its time is measured here
     with open(spool_path, "wb") as spool, bar:
@@ -127,6 +151,9 @@ def scan_sources(recipe: Recipe, spool_path: Path, progress: bool, samplers: dic
             bar.update(r.bytes_in)
             c = scan.counts[r.source]
             c["bytes_read"] += r.bytes_in
+            c.update({f"pii_{kind}": n for kind, n in r.pii.items()})
+            if not r.drop and r.process and scan.lines:
+                _dedup_lines(scan, r, recipe.dedup.lines_min_words)
             if r.drop:
                 c["dropped"] += 1
                 _note_drop(scan, r)
@@ -273,7 +300,9 @@ def prepare(recipe: Recipe, out: str | Path, progress: bool = True,
     if not recipe.sources:
         raise UserError("the recipe has no sources; add [[sources]] tables or pass --input PATH...")
     for src in recipe.sources:  # fail on a missing input now, not after an hour of scanning
-        if src.type == "files":
+        if is_web_source(src):
+            web_files(src.paths)
+        elif src.type == "files":
             expand_paths([p for p in src.paths if not p.startswith("hf:")])
     tokenizer = with_fast_backend(load_tokenizer(recipe.tokenizer))
     if tokenizer.eot_id is None:

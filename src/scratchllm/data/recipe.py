@@ -28,6 +28,10 @@ from scratchllm.data.clean import CleanConfig
 from scratchllm.data.dedup import DedupConfig
 from scratchllm.data.filters import FilterConfig
 from scratchllm.data.mix import MixConfig
+from scratchllm.data.pii import parse_kinds
+from scratchllm.data.quality import QualityConfig
+from scratchllm.data.webfilters import C4Config, FineWebConfig, UrlConfig
+from scratchllm.data.webrules import WebRules
 from scratchllm.errors import UserError
 from scratchllm.utils.files import parse_toml
 
@@ -46,6 +50,8 @@ class SourceConfig:
     weight: float = 1.0            # target share of the mixed tokens (normalised over sources)
     epochs: float = 0.0            # > 0: repeat exactly this many times instead of using weight
     process: bool = True           # run cleaning, filters and dedup on this source
+    format: Literal["auto", "text", "web"] = "auto"  # web: WARC/WET, HTML, or JSONL with html_field;
+    html_field: str = "html"       #   auto: WARC and HTML files are detected by their content
     # synthetic sources
     count: int = 0                 # documents to generate
     templates: list[str] = field(default_factory=list)   # "{name} went to the {place}."
@@ -66,6 +72,11 @@ class Recipe:
     filter: FilterConfig = field(default_factory=FilterConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    pii: list[str] = field(default_factory=list)   # "email", "ip", "phone": replaced after cleaning
+    urls: UrlConfig = field(default_factory=UrlConfig)
+    c4: C4Config = field(default_factory=C4Config)
+    fineweb: FineWebConfig = field(default_factory=FineWebConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     tokenizer: str = ""            # tokenizer JSON (or a run directory holding tokenizer.json)
     val_fraction: float = 0.005    # share of documents held out for validation
     seed: int = 0
@@ -78,6 +89,12 @@ class Recipe:
             raise UserError(f"recipe source names must be unique, got {names}; give each [[sources]] a distinct name")
         if not 0 <= self.val_fraction < 1:
             raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        parse_kinds(",".join(self.pii) or "none")
+
+    def web_rules(self) -> WebRules | None:
+        """The web steps this recipe switches on (None: a recipe for plain text, as before)."""
+        rules = WebRules(parse_kinds(",".join(self.pii) or "none"), self.urls, self.c4, self.fineweb, self.quality)
+        return rules if rules.pii or rules.filters else None
 
 
 def recipe_from_dict(data: dict) -> Recipe:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from scratchllm.data.quality import load_model
 from scratchllm.version import __version__
 
 MAX_CLUSTERS_SHOWN = 25
@@ -69,8 +70,49 @@ def build_manifest(recipe, scan, result, keep, rates, ratios, splits, per_source
         "tokenizer_sha256": meta["tokenizer_sha256"],
         "vocab_size": meta["vocab_size"],
         "stages": _stage_speeds(scan.timings),
+        "web": _web_section(recipe, scan),
         "seconds": round(seconds, 2),
     }
+
+
+def _web_section(recipe, scan) -> dict | None:
+    """Extraction counts, PII replacements, line dedup and the quality model, for web recipes."""
+    pii = {kind: sum(c.get(f"pii_{kind}", 0) for c in scan.counts.values()) for kind in recipe.pii}
+    if not (scan.web or pii or scan.lines or recipe.quality.enabled):
+        return None
+    lines = None
+    if scan.lines:
+        lines = {"unit": recipe.dedup.lines, "chars_in": scan.lines.chars_in, "chars_removed": scan.lines.chars_removed,
+                 "removed_fraction": round(scan.lines.removed_fraction, 5)}
+    quality = None
+    if recipe.quality.enabled:
+        model = load_model(recipe.quality.model)
+        quality = {"model": recipe.quality.model, "threshold": recipe.quality.threshold,
+                   "heldout_accuracy": model.heldout_accuracy, "trained_on": model.trained_on}
+    return {"extraction": {name: asdict(st) for name, st in scan.web.items()}, "pii_replaced": pii,
+            "line_dedup": lines, "quality": quality}
+
+
+def _render_web(w: dict) -> list[str]:
+    out = ["## Web pages", ""]
+    if w["extraction"]:
+        out += _table(["source", "pages", "with text", "MB of HTML", "extraction failed", "no main text",
+                       "malformed records", "not HTML"],
+                      [[n, e["pages"], e["documents"], round(e["bytes"] / 1e6, 2), e["extract_failed"],
+                        e["empty_extraction"], e["malformed_records"], e["skipped_non_html"]]
+                       for n, e in w["extraction"].items()])
+        out.append("")
+    if w["pii_replaced"]:
+        out.append("PII replaced: " + ", ".join(f"{k} {v}" for k, v in w["pii_replaced"].items()) + ".")
+    if w["line_dedup"]:
+        ld = w["line_dedup"]
+        out.append(f"Cross-document {ld['unit']} dedup removed {ld['chars_removed']:,} of {ld['chars_in']:,} "
+                   f"characters ({100 * ld['removed_fraction']:.2f}%).")
+    if w["quality"]:
+        q = w["quality"]
+        acc = f"{100 * q['heldout_accuracy']:.1f}%" if q["heldout_accuracy"] is not None else "not measured"
+        out.append(f"Quality classifier `{q['model']}`: keep if score >= {q['threshold']}; held-out accuracy {acc}.")
+    return out + [""]
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -95,7 +137,7 @@ def render(m: dict, clusters) -> str:
     out += ["", "## Speed per stage", ""]
     out += _table(["stage", "CPU seconds", "MB in", "MB/s (per core)"],
                   [[k, v["seconds"], v["mb"], v["mb_per_s"]] for k, v in m["stages"].items()])
-    out += ["", "## Drop reasons", ""]
+    out += [""] + (_render_web(m["web"]) if m.get("web") else []) + ["## Drop reasons", ""]
     for rule, d in sorted(m["drops"].items(), key=lambda kv: -kv[1]["count"]):
         out.append(f"### {rule}: {d['count']} documents")
         for ex in d["examples"]:

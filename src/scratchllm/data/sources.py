@@ -46,10 +46,13 @@ _ESCAPED = re.compile("[\udc80-\udcff]")  # undecodable bytes, as errors="surrog
 
 @dataclass
 class Document:
-    """One document: a stable id, its text, and the name of the source it came from."""
+    """One document: a stable id, its text, the name of the source it came from, and for web
+    pages their URL and title."""
     id: str
     text: str
     source: str = ""
+    url: str = ""
+    title: str = ""
 
 
 @dataclass
@@ -136,7 +139,7 @@ def read_jsonl(path: Path, text_field: str, id_field: str, stats: ReadStats, sou
                     stats.missing_field += 1
                     continue
                 doc_id = str(row[id_field]) if row.get(id_field) is not None else f"{path}:{lineno}"
-                yield Document(doc_id, row[text_field], source)
+                yield Document(doc_id, row[text_field], source, url=str(row.get("url") or ""))
         except (OSError, EOFError, lzma.LZMAError) as e:
             raise UserError(f"'{path}' is corrupt or truncated ({e}); re-download or remove it") from None
 

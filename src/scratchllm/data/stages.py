@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -25,11 +25,14 @@ import numpy as np
 from tqdm import tqdm
 
 from scratchllm.data.clean import CleanConfig, clean_text
-from scratchllm.data.dedup import DedupConfig, Deduplicator, fingerprint
-from scratchllm.data.filters import Drop, FilterConfig, check
+from scratchllm.data.dedup import DedupConfig, Deduplicator, LineDeduplicator, fingerprint
+from scratchllm.data.filters import Drop, FilterConfig
+from scratchllm.data.langid import identify
 from scratchllm.data.minhash import MinHasher
 from scratchllm.data.mix import copies, plan_rates
+from scratchllm.data.quality import QualityModel, accuracy, split_heldout, train
 from scratchllm.data.sources import Document
+from scratchllm.data.webrules import WebRules, scrub_pii, screen
 from scratchllm.utils.atomic import atomic_directory, atomic_write_jsonl, atomic_write_text
 from scratchllm.utils.pool import batched, ordered_map
 
@@ -42,6 +45,7 @@ class Work:
     clean: CleanConfig | None = None
     filter: FilterConfig | None = None
     dedup: DedupConfig | None = None
+    web: WebRules | None = None     # PII scrubbing (with cleaning) and the URL/C4/FineWeb/quality filters
 
 
 @dataclass
@@ -55,6 +59,9 @@ class Result:
     key: bytes = b""
     sig: np.ndarray | None = None
     process: bool = True
+    url: str = ""
+    title: str = ""
+    pii: dict = field(default_factory=dict)   # replacements per PII kind
 
 
 @dataclass
@@ -80,6 +87,7 @@ _worker: dict = {}
 
 def _init(work: Work) -> None:
     _worker["work"] = work
+    _worker["web"] = work.web.prepared() if work.web else None  # compiled lists, loaded model: once a process
     _worker["hasher"] = MinHasher(work.dedup.num_perm, work.dedup.shingle, work.dedup.seed) \
         if work.dedup and work.dedup.near else None
 
@@ -87,15 +95,17 @@ def _init(work: Work) -> None:
 def _one(doc: Document, process: bool, work: Work, hasher, t: Timings) -> Result:
     text = doc.text
     nbytes = len(text.encode("utf-8"))
-    res = Result(doc.id, doc.source, "", nbytes, process=process)
+    res = Result(doc.id, doc.source, "", nbytes, process=process, url=doc.url, title=doc.title)
     if process and work.clean:
         t0 = time.process_time()
         text = clean_text(text, work.clean)
         t.add("clean", time.process_time() - t0, nbytes)
+    if process and work.web:
+        text, res.pii = scrub_pii(text, _worker["web"], t)
     size = len(text.encode("utf-8")) if process and work.clean else nbytes
-    if process and work.filter:
+    if process and (work.filter or (work.web and work.web.filters)):
         t0 = time.process_time()
-        res.drop = check(text, work.filter)
+        text, res.drop = screen(text, doc.url, work.filter, _worker["web"], t)
         t.add("filter", time.process_time() - t0, size)
         if res.drop:
             res.text = text[:300]  # an excerpt for the report's examples
@@ -127,30 +137,53 @@ def process_documents(docs: Iterable[Document | tuple[Document, bool]], work: Wo
         yield from results
 
 
-def run_clean(docs: Iterable[Document], cfg: CleanConfig, out: Path, workers: int) -> int:
-    """`scratchllm data clean`: cleaned documents as JSONL {"id", "text"}; returns the count."""
-    results = tqdm(process_documents(docs, Work(clean=cfg), workers), desc="clean", unit="doc")
-    return atomic_write_jsonl(out, ({"id": r.id, "text": r.text} for r in results))
+def run_clean(docs: Iterable[Document], cfg: CleanConfig, out: Path, workers: int, web: WebRules | None = None,
+              pii_counts: dict | None = None) -> int:
+    """`scratchllm data clean`: cleaned documents as JSONL {"id", "text"} (+ url, title, language
+    for web pages); PII replaced per `web.pii`, counted into `pii_counts`; returns the count."""
+    results = tqdm(process_documents(docs, Work(clean=cfg, web=web), workers), desc="clean", unit="doc")
+    pii_counts = pii_counts if pii_counts is not None else {}
+
+    def rows():
+        for r in results:
+            for kind, n in r.pii.items():
+                pii_counts[kind] = pii_counts.get(kind, 0) + n
+            if r.url or r.title:
+                yield {"id": r.id, "text": r.text, "url": r.url, "title": r.title, "language": identify(r.text)[0]}
+            else:
+                yield {"id": r.id, "text": r.text}
+
+    return atomic_write_jsonl(out, rows())
 
 
-def run_filter(docs: Iterable[Document], cfg: FilterConfig, out: Path, workers: int) -> tuple[int, int]:
+def run_filter(docs: Iterable[Document], cfg: FilterConfig | None, out: Path, workers: int,
+               web: WebRules | None = None) -> tuple[int, int]:
     """`scratchllm data filter`: kept.jsonl and dropped.jsonl (id, rule, value) in `out`."""
     kept = dropped = 0
     with atomic_directory(out) as tmp, open(tmp / "kept.jsonl", "w", encoding="utf-8") as fk, \
             open(tmp / "dropped.jsonl", "w", encoding="utf-8") as fd:
-        for r in tqdm(process_documents(docs, Work(filter=cfg), workers), desc="filter", unit="doc"):
+        for r in tqdm(process_documents(docs, Work(filter=cfg, web=web), workers), desc="filter", unit="doc"):
             if r.drop:
                 dropped += 1
                 fd.write(json.dumps({"id": r.id, "rule": r.drop.rule, "value": r.drop.value}) + "\n")
             else:
                 kept += 1
-                fk.write(json.dumps({"id": r.id, "text": r.text}, ensure_ascii=False) + "\n")
+                row = {"id": r.id, "text": r.text, **({"url": r.url} if r.url else {})}
+                fk.write(json.dumps(row, ensure_ascii=False) + "\n")
     return kept, dropped
 
 
-def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: int) -> tuple[int, int]:
-    """`scratchllm data dedup`: documents.jsonl (kept) and clusters.jsonl (id lists) in `out`."""
+def run_dedup(docs: Iterable[Document], cfg: DedupConfig, out: Path, workers: int,
+              lines: LineDeduplicator | None = None) -> tuple[int, int]:
+    """`scratchllm data dedup`: documents.jsonl (kept) and clusters.jsonl (id lists) in `out`.
+
+    With `lines`, lines an earlier document had are cut first (in input order, in this process)
+    and documents left under `cfg.lines_min_words` words are dropped before hashing.
+    """
     index = Deduplicator(cfg)
+    if lines is not None:
+        docs = (d for d in (replace(d, text=lines.strip(d.text)) for d in docs)
+                if len(d.text.split()) >= cfg.lines_min_words)
     with atomic_directory(out) as tmp:
         spool = tmp / ".all.jsonl"
         with open(spool, "w", encoding="utf-8") as f:
@@ -176,3 +209,40 @@ def run_mix(sources: dict[str, list[Document]], weights: dict[str, float], out: 
     np.random.default_rng(seed).shuffle(rows)
     atomic_write_jsonl(out, tqdm(rows, desc="mix", unit="doc"))
     return rates
+
+
+def chunks(text: str, max_chars: int) -> Iterator[str]:
+    """Pieces of at most ~max_chars, cut at paragraph breaks: a book becomes page-sized examples."""
+    piece, size = [], 0
+    for para in text.split("\n\n"):
+        if size + len(para) > max_chars and piece:
+            yield "\n\n".join(piece)
+            piece, size = [], 0
+        piece.append(para)
+        size += len(para) + 2
+    if piece:
+        yield "\n\n".join(piece)
+
+
+def run_quality_train(reference: Iterable[Document], web: Iterable[Document], out: Path, heldout: float = 0.2,
+                      chunk_chars: int = 3000, max_examples: int = 5000, epochs: int = 10, seed: int = 0) -> QualityModel:
+    """`scratchllm data quality-train`: reference (1) vs web (0) documents -> a model file whose
+    metadata holds its accuracy on a held-out `heldout` share of both classes."""
+    texts, labels = [], []
+    for label, docs in ((1, reference), (0, web)):
+        n = 0
+        for doc in docs:
+            for piece in chunks(doc.text, chunk_chars):
+                if n >= max_examples:
+                    break
+                if piece.strip():
+                    texts.append(piece)
+                    labels.append(label)
+                    n += 1
+    train_rows, test_rows = split_heldout(len(texts), heldout, seed)
+    model = train([texts[i] for i in train_rows], [labels[i] for i in train_rows], epochs=epochs, seed=seed)
+    model.heldout_accuracy = round(accuracy(model, [texts[i] for i in test_rows], [labels[i] for i in test_rows]), 4)
+    model.trained_on = {"reference": labels.count(1), "web": labels.count(0), "heldout": len(test_rows),
+                        "chunk_chars": chunk_chars}
+    model.save(str(out))
+    return model
