@@ -1,0 +1,218 @@
+"""The engine's core: a fixed number of slots over one KV cache, each holding one sequence.
+
+A slot is one row of a ragged KV cache of fixed capacity. A request is *admitted* into a free
+slot, *prefilled* (its prompt's keys and values written into its row, in chunks if a token
+budget asks for it), then *decoded* one token a step together with every other decoding slot,
+and *released* when it finishes, so that the next request can take the row. Batched
+generation (all requests admitted at once) and continuous batching (requests come and go
+between steps, `scheduler.py`) are both this one loop, driven differently.
+
+Each accepted token is checked on the host, in this order:
+- a stop id → finish "stop" (the stop id is not part of the output);
+- `max_new_tokens` reached → finish "length";
+- the slot's row full (`max_len` positions, normally the model's block_size) → finish
+  "context", unless `sliding_window`: then the cache is recomputed from the last 3/4 of the
+  context (a fresh prefill at positions 0..), and the sequence goes on. Positions restart, so
+  the model sees a shorter context, never a position it was not trained on.
+
+Token ids only: text and stop strings live one layer up (`engine.py`).
+
+>>> import torch
+>>> from scratchllm.model.config import ModelConfig
+>>> from scratchllm.model.transformer import Transformer
+>>> model = Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=50, block_size=32)).eval()
+>>> slots = SlotBatch(model, n_slots=2)
+>>> seq = slots.admit(0, Request([1, 2, 3], max_new_tokens=4, sampling=SamplingParams(temperature=0)))
+>>> with torch.inference_mode():
+...     while slots.busy():
+...         events = slots.prefill_all() + slots.decode()
+>>> len(seq.generated), seq.finish_reason
+(4, 'length')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from scratchllm.errors import UserError
+from scratchllm.inference.decode_step import DecodeStep
+from scratchllm.inference.sampling import RowSampler, SamplingParams
+
+
+@dataclass
+class Request:
+    """What to generate: a prompt of token ids, a token budget, sampling settings, stop ids."""
+
+    prompt: list[int]
+    max_new_tokens: int = 100
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class Sequence:
+    """A request's life in a slot. The cache holds ids[window_start : window_start + in_cache]."""
+
+    request: Request
+    ids: list[int]
+    generated: list[int] = field(default_factory=list)
+    window_start: int = 0
+    in_cache: int = 0
+    finish_reason: str | None = None     # "stop" | "length" | "context" | "cancelled"
+
+    @property
+    def prefilling(self) -> bool:
+        return self.finish_reason is None and self.window_start + self.in_cache < len(self.ids)
+
+
+@dataclass
+class Event:
+    """What one step did to one slot: a new token (None when it stopped on a stop id) and/or a finish."""
+
+    slot: int
+    token: int | None
+    finish_reason: str | None = None
+
+
+def check_prompt(n_tokens: int, max_len: int) -> None:
+    """One sentence for a prompt that is empty or longer than the context."""
+    if n_tokens == 0:
+        raise UserError("the prompt is empty; give at least one token (an empty text prompt starts from end-of-text)")
+    if n_tokens > max_len:
+        raise UserError(f"the prompt has {n_tokens} tokens but the model's context is model.block_size={max_len}; "
+                        f"shorten the prompt to at most {max_len} tokens")
+
+
+class SlotBatch:
+    """`n_slots` sequences over one ragged cache of `max_len` positions (default block_size)."""
+
+    def __init__(self, model: torch.nn.Module, n_slots: int, max_len: int | None = None,
+                 vocab_size: int | None = None, sliding_window: bool = False,
+                 cuda_graph: bool = False, compile: bool = False):
+        self.model = model
+        self.cache = model.make_kv_cache(batch_size=n_slots, max_len=max_len)
+        self.max_len = self.cache.max_len
+        self.cache.set_lengths(torch.zeros(n_slots, dtype=torch.long))
+        self.step = DecodeStep(model, self.cache, cuda_graph=cuda_graph, compile=compile)
+        self.sampler = RowSampler(n_slots, self.cache.lengths.device, vocab_size)
+        self.sliding_window = sliding_window
+        self.seqs: list[Sequence | None] = [None] * n_slots
+
+    def free_slots(self) -> list[int]:
+        return [i for i, s in enumerate(self.seqs) if s is None]
+
+    def busy(self) -> bool:
+        return any(s is not None for s in self.seqs)
+
+    def admit(self, slot: int, request: Request) -> Sequence:
+        """Put `request` into the free `slot`; its prompt is prefilled by the next `prefill` calls."""
+        check_prompt(len(request.prompt), self.max_len)
+        request.sampling.check()
+        seq = Sequence(request, [int(i) for i in request.prompt])
+        self.sampler.set_row(slot, request.sampling)
+        self._reset_row(slot)
+        self.seqs[slot] = seq
+        if request.max_new_tokens <= 0:
+            seq.finish_reason = "length"
+        return seq
+
+    def release(self, slot: int, reason: str | None = None) -> Sequence | None:
+        """Free `slot` (e.g. a cancelled request); returns the sequence it held."""
+        seq, self.seqs[slot] = self.seqs[slot], None
+        if seq is not None and seq.finish_reason is None:
+            seq.finish_reason = reason
+        self._reset_row(slot)
+        return seq
+
+    def _reset_row(self, slot: int) -> None:
+        self.cache.lengths[slot] = 0
+        self.step.decoding[slot] = False
+
+    def prefill(self, slot: int, budget: int | None = None) -> tuple[int, list[Event]]:
+        """Write up to `budget` of the slot's pending tokens into its row; returns (tokens used, events).
+
+        When the last pending token is in, its logits give the slot's next token.
+        """
+        seq = self.seqs[slot]
+        start = seq.window_start + seq.in_cache
+        chunk = seq.ids[start:start + budget] if budget is not None else seq.ids[start:]
+        ids = torch.tensor([chunk], device=self.cache.lengths.device)
+        logits = self.model(ids, kv_cache=self.cache.rows(slot, slot + 1))[:, -1]
+        seq.in_cache += len(chunk)
+        if seq.prefilling:
+            return len(chunk), []
+        token = self.sampler.sample(logits, [slot])
+        self.step.tokens[slot] = token
+        self.step.decoding[slot] = True
+        return len(chunk), self._accept(slot, [int(token)])
+
+    def prefill_all(self) -> list[Event]:
+        """Prefill every slot that has pending tokens, whole (no budget)."""
+        events = []
+        for slot, seq in enumerate(self.seqs):
+            if seq is not None and seq.prefilling:
+                events += self.prefill(slot)[1]
+        return events
+
+    def decode(self) -> list[Event]:
+        """One token for every decoding slot, in one forward over all slots."""
+        events = self._retire()
+        rows = [i for i, s in enumerate(self.seqs) if s is not None and not s.prefilling]
+        if not rows:
+            return events
+        logits = self.step()
+        tokens = self.sampler.sample(logits[rows], rows)
+        index = torch.tensor(rows, device=tokens.device)
+        self.step.tokens[index, 0] = tokens
+        for slot in rows:
+            self.seqs[slot].in_cache += 1
+        for slot, token in zip(rows, tokens.tolist()):     # the one host sync per step
+            events += self._accept(slot, [token])
+        return events
+
+    def _accept(self, slot: int, tokens: list[int]) -> list[Event]:
+        """Record the slot's new tokens in order, stopping at the first finish; release finished slots."""
+        seq, events = self.seqs[slot], []
+        for token in tokens:
+            reason = self._finish_reason(seq, token)
+            if reason == "stop":
+                events.append(Event(slot, None, reason))
+                break
+            seq.ids.append(token)
+            seq.generated.append(token)
+            events.append(Event(slot, token, reason))
+            if reason is not None:
+                break
+        if events and events[-1].finish_reason is not None:
+            self.release(slot, events[-1].finish_reason)
+            seq.finish_reason = events[-1].finish_reason
+        elif seq.in_cache >= self.max_len and not seq.prefilling:
+            self._slide(slot)
+        return events
+
+    def _finish_reason(self, seq: Sequence, token: int) -> str | None:
+        if token in seq.request.stop_ids:
+            return "stop"
+        if len(seq.generated) + 1 >= seq.request.max_new_tokens:
+            return "length"
+        if seq.in_cache >= self.max_len and not self.sliding_window:
+            return "context"       # the new token would need position max_len, which the model lacks
+        return None
+
+    def _slide(self, slot: int) -> None:
+        """Recompute the slot's cache from the last 3/4 of its context, at positions 0.., and go on."""
+        seq = self.seqs[slot]
+        seq.window_start = len(seq.ids) - max(1, self.max_len * 3 // 4)
+        seq.in_cache = 0
+        self._reset_row(slot)
+
+    def _retire(self) -> list[Event]:
+        # Sequences admitted with nothing to generate finish without a step.
+        events = []
+        for slot, seq in enumerate(self.seqs):
+            if seq is not None and seq.finish_reason is not None:
+                self.release(slot)
+                events.append(Event(slot, None, seq.finish_reason))
+        return events
