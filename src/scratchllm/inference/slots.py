@@ -53,18 +53,23 @@ class Request:
 
 @dataclass
 class Sequence:
-    """A request's life in a slot. The cache holds ids[window_start : window_start + in_cache]."""
+    """A request's life in a slot. The cache holds ids[window_start : window_start + in_cache].
+
+    While `decoding`, the last id is the one the next decode step feeds; before, the ids past
+    the cache are a prompt (or a slid window) waiting to be prefilled.
+    """
 
     request: Request
     ids: list[int]
     generated: list[int] = field(default_factory=list)
     window_start: int = 0
     in_cache: int = 0
+    decoding: bool = False
     finish_reason: str | None = None     # "stop" | "length" | "context" | "cancelled"
 
     @property
     def prefilling(self) -> bool:
-        return self.finish_reason is None and self.window_start + self.in_cache < len(self.ids)
+        return self.finish_reason is None and not self.decoding
 
 
 @dataclass
@@ -141,11 +146,11 @@ class SlotBatch:
         ids = torch.tensor([chunk], device=self.cache.lengths.device)
         logits = self.model(ids, kv_cache=self.cache.rows(slot, slot + 1))[:, -1]
         seq.in_cache += len(chunk)
-        if seq.prefilling:
-            return len(chunk), []
+        if seq.window_start + seq.in_cache < len(seq.ids):
+            return len(chunk), []                          # more of the prompt to come
         token = self.sampler.sample(logits, [slot])
         self.step.tokens[slot] = token
-        self.step.decoding[slot] = True
+        self.step.decoding[slot] = seq.decoding = True
         return len(chunk), self._accept(slot, [int(token)])
 
     def prefill_all(self) -> list[Event]:
@@ -159,7 +164,7 @@ class SlotBatch:
     def decode(self) -> list[Event]:
         """One token for every decoding slot, in one forward over all slots."""
         events = self._retire()
-        rows = [i for i, s in enumerate(self.seqs) if s is not None and not s.prefilling]
+        rows = [i for i, s in enumerate(self.seqs) if s is not None and s.decoding and s.finish_reason is None]
         if not rows:
             return events
         logits = self.step()
@@ -188,7 +193,7 @@ class SlotBatch:
         if events and events[-1].finish_reason is not None:
             self.release(slot, events[-1].finish_reason)
             seq.finish_reason = events[-1].finish_reason
-        elif seq.in_cache >= self.max_len and not seq.prefilling:
+        elif seq.in_cache >= self.max_len:
             self._slide(slot)
         return events
 
@@ -205,7 +210,7 @@ class SlotBatch:
         """Recompute the slot's cache from the last 3/4 of its context, at positions 0.., and go on."""
         seq = self.seqs[slot]
         seq.window_start = len(seq.ids) - max(1, self.max_len * 3 // 4)
-        seq.in_cache = 0
+        seq.in_cache, seq.decoding = 0, False
         self._reset_row(slot)
 
     def _retire(self) -> list[Event]:
