@@ -109,6 +109,13 @@ class KVCache:
         rows = torch.arange(self.lengths.shape[0], device=device)[:, None]
         return rows, self.lengths[:, None] + torch.arange(n_new, device=device)
 
+    def truncate(self, length: int) -> None:
+        """Forget every position past `length` in every row (speculative decoding rolls back rejected
+        drafts this way: their keys stay in memory, to be overwritten by the next tokens)."""
+        self.lengths.clamp_(max=length)
+        if self._pos is not None:
+            self._pos = min(self._pos, length)
+
     def advance(self, n: int) -> None:
         """Move every row past `n` tokens once every layer has stored them."""
         self.lengths += n
