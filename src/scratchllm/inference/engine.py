@@ -45,11 +45,13 @@ __all__ = ["Request", "SamplingParams", "Sequence", "TokenStream", "TextStream",
 
 
 def _cache_len(model, requests: list[Request], sliding_window: bool) -> int:
-    """Positions the cache needs: the longest row's prompt + budget - 1 (the last token is never fed)."""
+    """Positions the cache needs: the longest row's prompt + budget - 1 (the last token is never fed),
+    rounded up to a multiple of 64 so the attention kernels get aligned rows."""
     block_size = model.config.block_size
     if sliding_window:
         return block_size
-    return min(block_size, max(max(len(r.prompt), len(r.prompt) + r.max_new_tokens - 1) for r in requests))
+    need = max(max(len(r.prompt), len(r.prompt) + r.max_new_tokens - 1) for r in requests)
+    return min(block_size, -(-need // 64) * 64)
 
 
 class TokenStream:

@@ -168,9 +168,13 @@ class SlotBatch:
         if not rows:
             return events
         logits = self.step()
-        tokens = self.sampler.sample(logits[rows], rows)
-        index = torch.tensor(rows, device=tokens.device)
-        self.step.tokens[index, 0] = tokens
+        if len(rows) == len(self.seqs):                    # every slot decodes: no gather, no scatter
+            tokens = self.sampler.sample(logits, rows)
+            self.step.tokens[:, 0] = tokens
+        else:
+            index = torch.tensor(rows, device=logits.device)
+            tokens = self.sampler.sample(logits[index], rows)
+            self.step.tokens[index, 0] = tokens
         for slot in rows:
             self.seqs[slot].in_cache += 1
         for slot, token in zip(rows, tokens.tolist()):     # the one host sync per step
