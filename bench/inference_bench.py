@@ -79,7 +79,28 @@ def bench_decode(model, device, n_new, quick):
         except Exception as e:                                     # report, keep measuring the rest
             rows[name] = dict(error=f"{type(e).__name__}: {e}"[:300])
     rows.pop("_reference", None)
+    if device.type == "cuda":
+        rows.update(bench_replay(model, device, prompt, n_new))
     rows.update(bench_transformers(model.config, device, prompt, n_new, quick))
+    return rows
+
+
+@torch.inference_mode()
+def bench_replay(model, device, prompt, n_new):
+    """The decode step's graph replayed alone (no sampling, no host work): the GPU's share of a token."""
+    rows = {}
+    for name, kw in {"graph replay alone": {}, "compiled graph replay alone": dict(compile=True)}.items():
+        slots = SlotBatch(model, 1, max_len=len(prompt) + n_new + 32, cuda_graph=True, **kw)
+        slots.admit(0, Request(prompt, n_new + 8, GREEDY))
+        slots.prefill(0)
+
+        def replay():
+            for _ in range(n_new):
+                slots.step()
+            slots.cache.lengths.fill_(len(prompt))
+        timed(replay, device)
+        _, s = timed(replay, device, repeat=3)
+        rows[name] = dict(steps_per_s=n_new / s)
     return rows
 
 

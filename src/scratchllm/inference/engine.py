@@ -10,7 +10,8 @@ Every caller — the CLI, evaluation, serving, RL rollouts, the playground — g
     generate_texts(model, tokenizer, [prompt], [settings]) → [{"prompt", "text", "tokens", "finish_reason"}]
 
 How it works (`slots.py`): every sequence has a row (a slot) of one preallocated KV cache;
-prompts are prefilled row by row, then all rows decode together, one token a step, each with
+prompts are prefilled (a batch: all at once, right-padded; a stream: its one row), then all
+rows decode together, one token a step (a batch reads its tokens back once, at the end), each with
 its own length, positions, sampling settings and seeded generator, so a row's output never
 depends on what else is in the batch. A row ends with `finish_reason` "stop" (a stop id or stop
 string; not part of the output), "length" (max_new_tokens) or "context" (the context is full:
@@ -109,7 +110,9 @@ def generate_batch(model: torch.nn.Module, requests: list[Request], vocab_size: 
     slots = SlotBatch(model, len(requests), _cache_len(model, requests, sliding_window), vocab_size,
                       sliding_window, cuda_graph, compile)
     seqs = [slots.admit(i, r) for i, r in enumerate(requests)]
-    while slots.busy():
+    if not sliding_window:
+        slots.decode_to_end(slots.prefill_together())       # one sync for the whole batch
+    while slots.busy():                                      # sliding: the recomputation needs the tokens
         slots.prefill_all()
         slots.decode()
     return seqs

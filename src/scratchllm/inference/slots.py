@@ -161,6 +161,58 @@ class SlotBatch:
                 events += self.prefill(slot)[1]
         return events
 
+    def prefill_together(self, max_tokens: int = 8192) -> torch.Tensor:
+        """Prefill every slot at once (all just admitted): right-padded forwards over groups of rows of
+        at most `max_tokens` tokens. Returns each slot's first token [n_slots] on the device, not yet
+        accepted (`decode_to_end` reads it back with the rest)."""
+        device = self.cache.lengths.device
+        lengths = [len(s.ids) for s in self.seqs]
+        width = max(lengths)
+        group = max(1, max_tokens // width)
+        firsts = []
+        for start in range(0, len(self.seqs), group):
+            rows = range(start, min(start + group, len(self.seqs)))
+            ids = torch.tensor([self.seqs[r].ids + [0] * (width - lengths[r]) for r in rows], device=device)
+            view = self.cache.rows(rows.start, rows.stop)
+            logits = self.model(ids, kv_cache=view)
+            true = torch.tensor(lengths[rows.start:rows.stop], device=device)
+            # The padding's keys past each row's length are overwritten by that row's next tokens.
+            view.lengths.copy_(true)
+            firsts.append(logits[torch.arange(len(rows), device=device), true - 1])
+        tokens = self.sampler.sample(torch.cat(firsts))
+        for seq, n in zip(self.seqs, lengths):
+            seq.in_cache, seq.decoding = n, seq.finish_reason is None
+        self.step.tokens[:, 0] = tokens
+        self.step.decoding.copy_(torch.tensor([s.decoding for s in self.seqs], device=device))
+        return tokens
+
+    def decode_to_end(self, first: torch.Tensor) -> None:
+        """Decode every slot to its end with no host sync per step, then read all tokens back at once.
+
+        Where a row ends by count (its budget, or the context) is known in advance, so the host
+        stops it at the right step without looking at its tokens; stop ids are applied afterwards
+        (a row that stopped early computed a few tokens for nothing). Not with sliding_window,
+        whose recomputation needs the tokens.
+        """
+        needs = [0 if s.finish_reason else min(s.request.max_new_tokens, self.max_len - len(s.ids) + 1)
+                 for s in self.seqs]
+        produced, active = [first], {i for i, n in enumerate(needs) if n > 0}
+        for step in range(1, max(needs, default=0)):
+            for slot in [i for i in active if needs[i] <= step]:
+                self._reset_row(slot)                      # made its last token: stop it (a device write)
+                active.discard(slot)
+            tokens = self.sampler.sample(self.step())
+            self.step.tokens[:, 0] = tokens
+            produced.append(tokens)
+        table = torch.stack(produced, dim=1).tolist()      # the one host sync
+        for slot, seq in enumerate(self.seqs):
+            for token in table[slot][:needs[slot]]:
+                self._accept(slot, [token])
+                if self.seqs[slot] is None:
+                    break
+                seq.in_cache += 1                          # the token was fed by the next step
+            self.release(slot)
+
     def decode(self) -> list[Event]:
         """One token for every decoding slot, in one forward over all slots."""
         events = self._retire()
