@@ -107,6 +107,8 @@ def generate(model: torch.nn.Module, prompt_ids: Iterable[int], max_new_tokens: 
 def generate_batch(model: torch.nn.Module, requests: list[Request], vocab_size: int | None = None,
                    sliding_window: bool = False, cuda_graph: bool = False, compile: bool = False) -> list[Sequence]:
     """Generate every request in one batch; returns their sequences in input order."""
+    if not requests:
+        return []
     slots = SlotBatch(model, len(requests), _cache_len(model, requests, sliding_window), vocab_size,
                       sliding_window, cuda_graph, compile)
     seqs = [slots.admit(i, r) for i, r in enumerate(requests)]

@@ -162,12 +162,12 @@ class RowSampler:
             logits[..., self.vocab_size:] = float("-inf")
         return logits
 
-    def noise(self, rows: list[int], n: int, width: int) -> torch.Tensor:
-        """Exp(1) noise [len(rows), n, width]: each seeded row from its own generator, in its own order."""
-        out = torch.empty(len(rows), n, width, device=self.device)
+    def noise(self, rows: list[int], width: int) -> torch.Tensor:
+        """Exp(1) noise [len(rows), width]: each seeded row from its own generator, in its own order."""
+        out = torch.empty(len(rows), width, device=self.device)
         shared = [i for i, r in enumerate(rows) if self.generators[r] is None]
         if shared:
-            out[shared] = torch.empty(len(shared), n, width, device=self.device).exponential_()
+            out[shared] = torch.empty(len(shared), width, device=self.device).exponential_()
         for i, r in enumerate(rows):
             if self.generators[r] is not None:
                 out[i].exponential_(generator=self.generators[r])
@@ -181,5 +181,5 @@ class RowSampler:
         if all(self.params[r].temperature == 0 for r in rows):
             return greedy                                  # no sort, no noise: the fast common case
         probs = self.probs(logits, rows)
-        drawn = (probs / self.noise(rows, 1, probs.shape[-1])[:, 0]).argmax(dim=-1)
+        drawn = (probs / self.noise(rows, probs.shape[-1])).argmax(dim=-1)
         return torch.where(self.temperature[torch.tensor(rows, device=logits.device)] == 0, greedy, drawn)
