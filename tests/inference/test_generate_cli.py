@@ -103,3 +103,17 @@ def test_a_draft_run_with_another_tokenizer_is_one_sentence(run, tmp_path):
     make_run(tmp_path / "draft", other)
     with pytest.raises(UserError, match="has another tokenizer"):
         main(["--run", str(run[0]), "--draft-run", str(tmp_path / "draft"), "--prompt", "Hi"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--draft", "ngram", "--draft-run", "R"], "not both"),
+    (["--prompts-file", "P", "--draft", "ngram"], "one --prompt at a time"),
+    (["--prompts-file", "P", "--prompt", "Hi"], "not both"),
+    (["--prompt", "Hi", "--draft", "ngram", "--draft-k", "0"], "at least 1"),
+])
+def test_conflicting_flags_are_one_sentence(run, tmp_path, flags, message):
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n')
+    flags = [str(tmp_path / "p.jsonl") if f == "P" else str(run[0]) if f == "R" else f for f in flags]
+    with pytest.raises(UserError, match=message) as e:
+        main(["--run", str(run[0]), *flags])
+    assert "\n" not in str(e.value)
