@@ -165,16 +165,8 @@ class Scheduler:
             self._running[slot] = handle
 
     def _prefill(self) -> list[Event]:
-        # Oldest requests first (slot order follows admission closely enough for fairness here).
-        budget, events = self.prefill_budget, []
-        for slot, seq in enumerate(self.slots.seqs):
-            if budget == 0:
-                break
-            if seq is not None and seq.prefilling:
-                used, new = self.slots.prefill(slot, budget)
-                budget -= used
-                events += new
-        return events
+        # Lowest slots first, neighbouring slots in one forward, at most prefill_budget tokens a step.
+        return self.slots.prefill_within(self.prefill_budget)
 
     def _deliver(self, event: Event) -> None:
         handle = self._running.get(event.slot)

@@ -136,55 +136,87 @@ class SlotBatch:
         self.step.decoding[slot] = False
 
     def prefill(self, slot: int, budget: int | None = None) -> tuple[int, list[Event]]:
-        """Write up to `budget` of the slot's pending tokens into its row; returns (tokens used, events).
+        """Write up to `budget` of one slot's pending tokens into its row; returns (tokens used, events)."""
+        chunk = self._pending(slot) if budget is None else min(self._pending(slot), budget)
+        return chunk, self._prefill_run([(slot, chunk)])
 
-        When the last pending token is in, its logits give the slot's next token.
-        """
-        seq = self.seqs[slot]
-        start = seq.window_start + seq.in_cache
-        chunk = seq.ids[start:start + budget] if budget is not None else seq.ids[start:]
-        ids = torch.tensor([chunk], device=self.cache.lengths.device)
-        logits = self.model(ids, kv_cache=self.cache.rows(slot, slot + 1))[:, -1]
-        seq.in_cache += len(chunk)
-        if seq.window_start + seq.in_cache < len(seq.ids):
-            return len(chunk), []                          # more of the prompt to come
-        token = self.sampler.sample(logits, [slot])
-        self.step.tokens[slot] = token
-        self.step.decoding[slot] = seq.decoding = True
-        return len(chunk), self._accept(slot, [int(token)])
+    def prefill_within(self, budget: int | None = None) -> list[Event]:
+        """Prefill pending slots in slot order, at most `budget` tokens in all (None: all of them);
+        neighbouring slots go together, in one right-padded forward."""
+        events, run = [], []                                # run: (slot, chunk) of neighbouring slots
+        for slot in range(len(self.seqs)):
+            chunk = self._pending(slot) if budget is None else min(self._pending(slot), budget)
+            if run and (chunk == 0 or run[-1][0] != slot - 1 or not self._fits(run + [(slot, chunk)])):
+                events += self._prefill_run(run)
+                run = []
+            if chunk:
+                run.append((slot, chunk))
+                budget = None if budget is None else budget - chunk
+            if budget == 0:
+                break
+        return events + (self._prefill_run(run) if run else [])
 
     def prefill_all(self) -> list[Event]:
         """Prefill every slot that has pending tokens, whole (no budget)."""
+        return self.prefill_within(None)
+
+    def _pending(self, slot: int) -> int:
+        seq = self.seqs[slot]
+        return 0 if seq is None or not seq.prefilling else len(seq.ids) - seq.window_start - seq.in_cache
+
+    def _fits(self, run: list[tuple[int, int]]) -> bool:
+        # Padding is written too: every row must have room for the widest chunk of the run.
+        return max(c for _, c in run) + max(self.seqs[s].in_cache for s, _ in run) <= self.max_len
+
+    def _prefill_run(self, run: list[tuple[int, int]]) -> list[Event]:
+        done, tokens = self.prefill_rows(run[0][0], [c for _, c in run])
         events = []
-        for slot, seq in enumerate(self.seqs):
-            if seq is not None and seq.prefilling:
-                events += self.prefill(slot)[1]
+        for slot, token in zip(done, tokens.tolist() if tokens is not None else []):
+            events += self._accept(slot, [token])
         return events
 
-    def prefill_together(self, max_tokens: int = 8192) -> torch.Tensor:
-        """Prefill every slot at once (all just admitted): right-padded forwards over groups of rows of
-        at most `max_tokens` tokens. Returns each slot's first token [n_slots] on the device, not yet
-        accepted (`decode_to_end` reads it back with the rest)."""
+    def prefill_rows(self, first: int, chunks: list[int]) -> tuple[list[int], torch.Tensor | None]:
+        """Prefill the next `chunks[i]` pending tokens of slot first+i (neighbouring slots) in one
+        right-padded forward. Returns the slots whose prompt is now all in, and their next tokens on
+        the device (sampled, not yet accepted)."""
         device = self.cache.lengths.device
+        seqs = self.seqs[first:first + len(chunks)]
+        width = max(chunks)
+        ids = []
+        for seq, chunk in zip(seqs, chunks):
+            start = seq.window_start + seq.in_cache
+            ids.append(seq.ids[start:start + chunk] + [0] * (width - chunk))
+        view = self.cache.rows(first, first + len(chunks))
+        logits = self.model(torch.tensor(ids, device=device), kv_cache=view)
+        # The padding's keys past each row's length are overwritten by that row's next tokens.
+        view.lengths.copy_(torch.tensor([s.in_cache + c for s, c in zip(seqs, chunks)], device=device))
+        done = []
+        for i, (seq, chunk) in enumerate(zip(seqs, chunks)):
+            seq.in_cache += chunk
+            if seq.window_start + seq.in_cache == len(seq.ids):
+                done.append(i)
+        if not done:
+            return [], None
+        last = logits[torch.tensor(done, device=device), torch.tensor([chunks[i] - 1 for i in done], device=device)]
+        slots = [first + i for i in done]
+        tokens = self.sampler.sample(last, slots)
+        index = torch.tensor(slots, device=device)
+        self.step.tokens[index, 0] = tokens
+        for slot in slots:
+            seq = self.seqs[slot]
+            seq.decoding = seq.finish_reason is None      # admitted with nothing to make: never decodes
+            self.step.decoding[slot] = seq.decoding
+        return slots, tokens
+
+    def prefill_together(self, max_tokens: int = 8192) -> torch.Tensor:
+        """Prefill every slot at once (all just admitted), in groups of at most `max_tokens` padded
+        tokens. Returns each slot's first token [n_slots] on the device, not yet accepted
+        (`decode_to_end` reads it back with the rest)."""
         lengths = [len(s.ids) for s in self.seqs]
-        width = max(lengths)
-        group = max(1, max_tokens // width)
-        firsts = []
-        for start in range(0, len(self.seqs), group):
-            rows = range(start, min(start + group, len(self.seqs)))
-            ids = torch.tensor([self.seqs[r].ids + [0] * (width - lengths[r]) for r in rows], device=device)
-            view = self.cache.rows(rows.start, rows.stop)
-            logits = self.model(ids, kv_cache=view)
-            true = torch.tensor(lengths[rows.start:rows.stop], device=device)
-            # The padding's keys past each row's length are overwritten by that row's next tokens.
-            view.lengths.copy_(true)
-            firsts.append(logits[torch.arange(len(rows), device=device), true - 1])
-        tokens = self.sampler.sample(torch.cat(firsts))
-        for seq, n in zip(self.seqs, lengths):
-            seq.in_cache, seq.decoding = n, seq.finish_reason is None
-        self.step.tokens[:, 0] = tokens
-        self.step.decoding.copy_(torch.tensor([s.decoding for s in self.seqs], device=device))
-        return tokens
+        group = max(1, max_tokens // max(lengths))
+        firsts = [self.prefill_rows(start, lengths[start:start + group])[1]
+                  for start in range(0, len(self.seqs), group)]
+        return torch.cat(firsts)
 
     def decode_to_end(self, first: torch.Tensor) -> None:
         """Decode every slot to its end with no host sync per step, then read all tokens back at once.
