@@ -1,125 +1,187 @@
-"""Generation: prefill the prompt once, then decode one token at a time with the KV cache.
+"""The inference engine: generate token ids for one prompt (streamed) or many (batched).
 
-`generate` streams token ids; `generate_text` streams decoded text and stops on end-of-text
-or a stop string. Both stop when the context is full (`block_size` positions): a model with
-learned positions has nothing to say about position block_size+1, and sliding the window
-would mean recomputing the whole cache each step, so we end the generation instead.
+Every caller — the CLI, evaluation, serving, RL rollouts, the playground — goes through here
+(or through `scheduler.py`, for requests that come and go). The engine knows token ids only;
+`generate_text` / `generate_texts` are the thin text layer on top.
 
-Stop tokens and stop strings are not part of the output. A generation that ends with fewer
-than `max_new_tokens` tokens and a context that is not full ended on a stop.
+    generate(model, ids, max_new_tokens, temperature, top_k, top_p, stop_ids, seed)  → TokenStream
+    generate_batch(model, [Request, ...])        → [Sequence] (.generated, .finish_reason), input order
+    generate_text(model, tokenizer, prompt, ...) → TextStream (pieces of text as they are certain)
+    generate_texts(model, tokenizer, [prompt], [settings]) → [{"prompt", "text", "tokens", "finish_reason"}]
+
+How it works (`slots.py`): every sequence has a row (a slot) of one preallocated KV cache;
+prompts are prefilled (a batch: all at once, right-padded; a stream: its one row), then all
+rows decode together, one token a step (a batch reads its tokens back once, at the end), each with
+its own length, positions, sampling settings and seeded generator, so a row's output never
+depends on what else is in the batch. A row ends with `finish_reason` "stop" (a stop id or stop
+string; not part of the output), "length" (max_new_tokens) or "context" (the context is full:
+the prediction made from the full context is the last token). `sliding_window=True` instead
+recomputes the cache from the last 3/4 of the context and goes on. On CUDA, `cuda_graph=True`
+replays the decode step as a CUDA graph (`decode_step.py`) and `compile=True` fuses it first.
 
 >>> import torch
 >>> from scratchllm.model.config import ModelConfig
 >>> from scratchllm.model.transformer import Transformer
 >>> model = Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=50, block_size=32)).eval()
->>> ids = list(generate(model, [1, 2, 3], max_new_tokens=5, temperature=0))
->>> len(ids)
-5
+>>> stream = generate(model, [1, 2, 3], max_new_tokens=5, temperature=0)
+>>> len(list(stream)), stream.finish_reason
+(5, 'length')
+>>> seqs = generate_batch(model, [Request([1, 2], 3, SamplingParams(temperature=0)), Request([4], 40)])
+>>> [(len(s.generated), s.finish_reason) for s in seqs]
+[(3, 'length'), (32, 'context')]
 """
 
 from __future__ import annotations
 
-import codecs
 from typing import Iterable, Iterator
 
 import torch
 
-from scratchllm.errors import UserError
-from scratchllm.inference.sampling import check_sampling_args, make_generator, sample_next
+from scratchllm.inference.sampling import SamplingParams
+from scratchllm.inference.slots import Request, Sequence, SlotBatch, check_prompt
+from scratchllm.inference.text import TextDecoder, encode_prompt
+
+__all__ = ["Request", "SamplingParams", "Sequence", "TokenStream", "TextStream", "encode_prompt",
+           "generate", "generate_batch", "generate_text", "generate_texts"]
 
 
-def _check_prompt(n_tokens: int, block_size: int) -> None:
-    if n_tokens == 0:
-        raise UserError("the prompt is empty; give at least one token (an empty text prompt starts from end-of-text)")
-    if n_tokens > block_size:
-        raise UserError(f"the prompt has {n_tokens} tokens but the model's context is model.block_size={block_size}; "
-                        f"shorten the prompt to at most {block_size} tokens")
+def _cache_len(model, requests: list[Request], sliding_window: bool) -> int:
+    """Positions the cache needs: the longest row's prompt + budget - 1 (the last token is never fed),
+    rounded up to a multiple of 64 so the attention kernels get aligned rows."""
+    block_size = model.config.block_size
+    if sliding_window:
+        return block_size
+    need = max(max(len(r.prompt), len(r.prompt) + r.max_new_tokens - 1) for r in requests)
+    return min(block_size, -(-need // 64) * 64)
 
 
-@torch.inference_mode()
+class TokenStream:
+    """The tokens of one generation as they come; `finish_reason` is set once it is exhausted."""
+
+    def __init__(self, model, request: Request, vocab_size=None, sliding_window=False, cuda_graph=False):
+        check_prompt(len(request.prompt), model.config.block_size)
+        request.sampling.check()
+        self.request, self.finish_reason = request, None
+        self._events = self._run(model, vocab_size, sliding_window, cuda_graph)
+
+    def _run(self, model, vocab_size, sliding_window, cuda_graph) -> Iterator[int]:
+        with torch.inference_mode():
+            slots = SlotBatch(model, 1, _cache_len(model, [self.request], sliding_window), vocab_size,
+                              sliding_window, cuda_graph)
+            seq = slots.admit(0, self.request)
+        while slots.busy():
+            with torch.inference_mode():
+                events = slots.prefill_all() + slots.decode()
+            for event in events:
+                if event.token is not None:
+                    yield event.token
+        self.finish_reason = seq.finish_reason
+
+    def __iter__(self) -> "TokenStream":
+        return self
+
+    def __next__(self) -> int:
+        return next(self._events)
+
+    def close(self, reason: str = "stop") -> None:
+        """End the generation early (e.g. the text layer saw a stop string)."""
+        self._events.close()
+        self.finish_reason = self.finish_reason or reason
+
+
 def generate(model: torch.nn.Module, prompt_ids: Iterable[int], max_new_tokens: int = 100,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             stop_ids: Iterable[int] = (), seed: int | None = None,
-             vocab_size: int | None = None) -> Iterator[int]:
-    """Yield up to `max_new_tokens` sampled token ids, one at a time, continuing `prompt_ids`.
+             stop_ids: Iterable[int] = (), seed: int | None = None, vocab_size: int | None = None,
+             sliding_window: bool = False, cuda_graph: bool = False) -> TokenStream:
+    """Up to `max_new_tokens` sampled token ids continuing `prompt_ids`, streamed.
 
     `vocab_size` (the tokenizer's) masks the padding rows of a model whose embedding table is
     larger than the vocabulary, so they are never sampled. The model should be in eval mode.
     """
-    ids = [int(i) for i in prompt_ids]
-    block_size = model.config.block_size
-    _check_prompt(len(ids), block_size)
-    check_sampling_args(temperature, top_k, top_p)
-    if max_new_tokens <= 0:
-        return
-    stop = set(int(i) for i in stop_ids)
-    device = model.tok_emb.weight.device
-    generator = make_generator(seed, device)
-    # The last sampled token is never fed back, so the cache needs one position less than the total.
-    cache = model.make_kv_cache(batch_size=1, max_len=min(block_size, len(ids) + max_new_tokens - 1))
-    logits = model(torch.tensor([ids], device=device), kv_cache=cache)[:, -1]   # prefill
-    for step in range(max_new_tokens):
-        if vocab_size is not None and vocab_size < logits.shape[-1]:
-            logits[:, vocab_size:] = float("-inf")
-        token = int(sample_next(logits, temperature, top_k, top_p, generator)[0])
-        if token in stop:
-            return
-        yield token
-        if step == max_new_tokens - 1 or cache.pos >= block_size:
-            return                                                                # budget or context used up
-        logits = model(torch.tensor([[token]], device=device), kv_cache=cache)[:, -1]  # decode one step
+    request = Request([int(i) for i in prompt_ids], max_new_tokens,
+                      SamplingParams(temperature, top_k, top_p, seed), tuple(int(i) for i in stop_ids))
+    return TokenStream(model, request, vocab_size, sliding_window, cuda_graph)
 
 
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """Ids of `prompt`; special-token text like <|endoftext|> becomes its id; empty → [eot]."""
-    if not prompt:
-        if tokenizer.eot_id is None:
-            raise UserError("the prompt is empty and the tokenizer has no end-of-text token to start from; give a prompt")
-        return [tokenizer.eot_id]
-    if tokenizer.special_tokens:
-        return tokenizer.encode(prompt, allowed_special="all")
-    return tokenizer.encode(prompt)
+@torch.inference_mode()
+def generate_batch(model: torch.nn.Module, requests: list[Request], vocab_size: int | None = None,
+                   sliding_window: bool = False, cuda_graph: bool = False, compile: bool = False) -> list[Sequence]:
+    """Generate every request in one batch; returns their sequences in input order."""
+    if not requests:
+        return []
+    slots = SlotBatch(model, len(requests), _cache_len(model, requests, sliding_window), vocab_size,
+                      sliding_window, cuda_graph, compile)
+    seqs = [slots.admit(i, r) for i, r in enumerate(requests)]
+    if not sliding_window:
+        slots.decode_to_end(slots.prefill_together())       # one sync for the whole batch
+    while slots.busy():                                      # sliding: the recomputation needs the tokens
+        slots.prefill_all()
+        slots.decode()
+    return seqs
 
 
-def _held_back(text: str, stops: list[str]) -> int:
-    """Length of the longest end of `text` that could be the start of a stop string."""
-    longest = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), longest, -1):
-            if text.endswith(s[:n]):
-                longest = n
-                break
-    return longest
+class TextStream:
+    """The continuation of a prompt as text pieces, as soon as they are certain; then `finish_reason`."""
+
+    def __init__(self, tokens: TokenStream, decoder: TextDecoder):
+        self.tokens, self.decoder = tokens, decoder
+        self._pieces = self._run()
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.tokens.finish_reason
+
+    def _run(self) -> Iterator[str]:
+        for token in self.tokens:
+            piece = self.decoder.feed(token)
+            if piece:
+                yield piece
+            if self.decoder.stopped:
+                self.tokens.close("stop")
+                return
+        rest = self.decoder.finish()
+        if rest:
+            yield rest
+
+    def __iter__(self) -> "TextStream":
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
 
 
 def generate_text(model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int = 200,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                  stop: Iterable[str] = (), seed: int | None = None) -> Iterator[str]:
-    """Yield the continuation of `prompt` as text pieces, as soon as they are certain.
-
-    A token can end in the middle of a UTF-8 character, so bytes go through an incremental
-    decoder that holds back an unfinished character. Text that might be the start of a stop
-    string is held back too, until it either completes the stop string (then generation ends
-    and the stop string is not shown) or cannot anymore.
-    """
-    stops = [s for s in stop if s]
+                  stop: Iterable[str] = (), seed: int | None = None, sliding_window: bool = False,
+                  cuda_graph: bool = False) -> TextStream:
+    """Stream the continuation of `prompt` as text; stops on end-of-text or a stop string (not shown)."""
     eot = [tokenizer.eot_id] if tokenizer.eot_id is not None else []
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
     tokens = generate(model, encode_prompt(tokenizer, prompt), max_new_tokens, temperature, top_k, top_p,
-                      stop_ids=eot, seed=seed, vocab_size=tokenizer.vocab_size)
-    for token in tokens:
-        pending += decoder.decode(tokenizer.decode_bytes([token]))
-        hits = [i for i in (pending.find(s) for s in stops) if i >= 0]
-        if hits:
-            tokens.close()
-            if min(hits):
-                yield pending[:min(hits)]
-            return
-        ready = len(pending) - _held_back(pending, stops)
-        if ready:
-            yield pending[:ready]
-            pending = pending[ready:]
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
+                      stop_ids=eot, seed=seed, vocab_size=tokenizer.vocab_size,
+                      sliding_window=sliding_window, cuda_graph=cuda_graph)
+    return TextStream(tokens, TextDecoder(tokenizer, stop))
+
+
+@torch.inference_mode()
+def generate_texts(model: torch.nn.Module, tokenizer, prompts: list[str], settings: list[dict],
+                   sliding_window: bool = False, cuda_graph: bool = False) -> list[dict]:
+    """Continue every prompt in one batch. `settings[i]`: max_new_tokens, temperature, top_k, top_p,
+    seed, stop (a list of strings). Returns {"prompt", "text", "tokens", "finish_reason"} per prompt."""
+    eot = (tokenizer.eot_id,) if tokenizer.eot_id is not None else ()
+    requests = [Request(encode_prompt(tokenizer, p), s.get("max_new_tokens", 200),
+                        SamplingParams(s.get("temperature", 1.0), s.get("top_k"), s.get("top_p"), s.get("seed")),
+                        eot) for p, s in zip(prompts, settings)]
+    decoders = [TextDecoder(tokenizer, s.get("stop", ())) for s in settings]
+    texts = [""] * len(prompts)
+    slots = SlotBatch(model, len(requests), _cache_len(model, requests, sliding_window), tokenizer.vocab_size,
+                      sliding_window, cuda_graph)
+    seqs = [slots.admit(i, r) for i, r in enumerate(requests)]
+    while slots.busy():
+        for event in slots.prefill_all() + slots.decode():
+            if event.token is None:
+                continue
+            texts[event.slot] += decoders[event.slot].feed(event.token)
+            if decoders[event.slot].stopped and event.finish_reason is None:
+                slots.release(event.slot, "stop")
+    return [{"prompt": p, "text": t + d.finish(), "tokens": len(s.generated), "finish_reason": s.finish_reason}
+            for p, t, d, s in zip(prompts, texts, decoders, seqs)]

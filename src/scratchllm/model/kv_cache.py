@@ -23,6 +23,8 @@ torch.Size([1, 2, 3, 4])
 3
 >>> cache.set_lengths(torch.tensor([2])); cache.uniform, cache.lengths.tolist()
 (False, [2])
+>>> row = cache.rows(0, 1); row.advance(1); cache.lengths.tolist()   # a view: the row moves here too
+[3]
 """
 
 from __future__ import annotations
@@ -57,8 +59,20 @@ class KVCache:
     def set_lengths(self, lengths: torch.Tensor) -> None:
         """Declare how many positions each row holds (e.g. true prompt lengths after a right-padded
         prefill: the padding's keys past a row's length are overwritten by its next tokens)."""
-        self.lengths = lengths.to(device=self.lengths.device, dtype=torch.long).clone()
+        # subtle: copy in place, so a captured CUDA graph that reads `lengths` sees the new values.
+        self.lengths.copy_(lengths.to(device=self.lengths.device, dtype=torch.long))
         self._pos = None
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """A ragged cache over rows start..stop-1 that shares this one's tensors (writes land here).
+
+        The engine prefills one slot through such a view while the other slots keep their state.
+        """
+        view = KVCache.__new__(KVCache)
+        view.k = [k[start:stop] for k in self.k]
+        view.v = [v[start:stop] for v in self.v]
+        view.max_len, view.lengths, view._pos = self.max_len, self.lengths[start:stop], None
+        return view
 
     def check_room(self, n_new: int) -> None:
         """Raise a UserError if `n_new` more tokens do not fit (checked only where no sync is needed)."""
@@ -94,6 +108,13 @@ class KVCache:
         device = self.lengths.device
         rows = torch.arange(self.lengths.shape[0], device=device)[:, None]
         return rows, self.lengths[:, None] + torch.arange(n_new, device=device)
+
+    def truncate(self, length: int) -> None:
+        """Forget every position past `length` in every row (speculative decoding rolls back rejected
+        drafts this way: their keys stay in memory, to be overwritten by the next tokens)."""
+        self.lengths.clamp_(max=length)
+        if self._pos is not None:
+            self._pos = min(self._pos, length)
 
     def advance(self, n: int) -> None:
         """Move every row past `n` tokens once every layer has stored them."""
