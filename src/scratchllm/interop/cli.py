@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     h.add_argument("hf_dir", help="Hugging Face model directory (e.g. from huggingface-cli download)")
     h.add_argument("--out", required=True, help="run directory to write (loadable with scratchllm.load)")
     h.add_argument("--no-tokenizer", action="store_true", help="skip tokenizer.json even if present")
+    h.add_argument("--base", default=None, help="a PEFT adapter's HF base directory (default: its base_model_name_or_path)")
     h.set_defaults(func=cmd_import_hf)
 
     exp = subparsers.add_parser("export", help="convert a run directory into a Hugging Face checkpoint")
@@ -40,6 +41,12 @@ def cmd_import_hf(args) -> int:
     from scratchllm.interop.hf import import_hf
 
     _check_out(args.out)
+    if (Path(args.hf_dir) / "adapter_config.json").is_file():   # a PEFT adapter: base + LoRA run
+        from scratchllm.interop.peft import import_peft
+
+        out = import_peft(args.hf_dir, args.out, base=args.base)
+        print(f"imported PEFT adapter {args.hf_dir} -> LoRA run {out} (its base in {out}/base)")
+        return 0
     out = import_hf(args.hf_dir, args.out, tokenizer=not args.no_tokenizer)
     print(f"imported {args.hf_dir} -> {out} (load it with scratchllm.load('{out}'))")
     return 0
@@ -48,7 +55,16 @@ def cmd_import_hf(args) -> int:
 def cmd_export_hf(args) -> int:
     from scratchllm.interop.hf import export_hf
 
+    from scratchllm.train.finetune import is_lora_run
+
     _check_out(args.out)
+    if is_lora_run(args.run_dir):   # the base to --out, the adapter to --out/adapter in PEFT's layout
+        from scratchllm.interop.peft import export_peft
+
+        out = export_peft(args.run_dir, args.out, step=args.step)
+        print(f"exported {args.run_dir} -> {out} (base) + {out}/adapter (PEFT: "
+              f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained('{out}'), '{out}/adapter'))")
+        return 0
     out = export_hf(args.run_dir, args.out, step=args.step)
     print(f"exported {args.run_dir} -> {out} (load it with AutoModelForCausalLM.from_pretrained('{out}'))")
     return 0
