@@ -39,7 +39,7 @@ from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.tokenizer.special import CHAT_TOKENS
 from scratchllm.train.checkpoint import find_checkpoint, load_run, save_run_weights
-from scratchllm.train.config import RunConfig, TrainConfig
+from scratchllm.train.config import TrainConfig
 from scratchllm.train.loop import TrainResult, check_out_dir, evaluate, train
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 from scratchllm.utils.device import resolve_device
@@ -191,8 +191,10 @@ def merge_run(run_dir: str | Path, out: str | Path) -> Path:
         raise UserError(f"'{run_dir}' is not a LoRA run (its checkpoint holds whole weights); it needs no merge")
     run = load_run(run_dir)
     model = merge_lora(run.model)
+    # The [finetune] table stays: the merged run is still a chat model (scratchllm chat).
+    saved = from_dict(FinetuneRunConfig, load_toml(Path(run_dir) / "config.toml"))
     with atomic_directory(out) as tmp:
-        save_run_weights(tmp, model, run.tokenizer, RunConfig(model=model.config, train=run.config.train))
+        save_run_weights(tmp, model, run.tokenizer, dataclasses.replace(saved, model=model.config))
     return out
 
 
@@ -203,6 +205,14 @@ def base_of(run_dir: str | Path) -> Path | None:
         return None
     base = Path(json.loads(path.read_text(encoding="utf-8"))["base"])
     return base if base.is_absolute() else Path(run_dir) / base
+
+
+def is_chat_run(run_dir: str | Path) -> bool:
+    """Whether a run was fine-tuned on conversations (its config.toml has a [finetune] table)."""
+    try:
+        return "finetune" in load_toml(Path(run_dir) / "config.toml")
+    except UserError:
+        return False
 
 
 def is_lora_run(run_dir: str | Path) -> bool:
