@@ -95,3 +95,11 @@ def test_adapter_state_round_trip_and_checkpoint_view():
     apply_lora(wrong, LoraConfig(r=2, targets=["q", "k"]))
     with pytest.raises(UserError, match="does not fit this model"):
         load_adapter_state(wrong, state)
+
+
+def test_checkpoint_view_passes_gradient_checkpointing_through():
+    model = tiny_model(llama_config())
+    apply_lora(model, LoraConfig(r=2, targets=["q"]))
+    view = AdapterOnly(model)
+    view.gradient_checkpointing = True          # what the loop does with train.gradient_checkpointing
+    assert model.gradient_checkpointing

@@ -68,3 +68,15 @@ def test_qlora_forward_is_close_to_the_base_and_trains():
     assert torch.allclose(out.softmax(-1), base.softmax(-1), atol=0.02)
     out.sum().backward()                            # gradients reach the adapters through the NF4 base
     assert all(layer.lora_B.grad is not None for layer in lora_layers(model).values())
+
+
+def test_nf4_linear_gradient_is_the_dequantized_weights():
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(64, 32)
+    layer = NF4Linear(dense)
+    x = torch.randn(5, 64, requires_grad=True)
+    layer(x).square().sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    ref = torch.nn.functional.linear(x2, layer.dequantize(), dense.bias)
+    ref.square().sum().backward()
+    assert torch.allclose(layer(x), ref, atol=1e-5) and torch.allclose(x.grad, x2.grad, atol=1e-4)

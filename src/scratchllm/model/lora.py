@@ -237,6 +237,14 @@ class AdapterOnly(nn.Module):
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs)
 
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.model.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:   # the loop sets it on the module it trains
+        self.model.gradient_checkpointing = value
+
     def flops_per_token(self, seq_len: int | None = None) -> int:
         return self.model.flops_per_token(seq_len)
 

@@ -45,6 +45,19 @@ def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, -x.numel() % multiple))
 
 
+_PAIR_TABLES: dict = {}
+
+
+def _pair_table(device, dtype) -> torch.Tensor:
+    """[256, 2]: the (high nibble, low nibble) NF4 levels of every byte value, cached per device/dtype."""
+    key = (str(device), dtype)
+    if key not in _PAIR_TABLES:
+        code = torch.tensor(NF4_CODE, dtype=torch.float32)
+        byte = torch.arange(256)
+        _PAIR_TABLES[key] = torch.stack([code[byte >> 4], code[byte & 0xF]], dim=1).to(device=device, dtype=dtype)
+    return _PAIR_TABLES[key]
+
+
 @dataclass
 class NF4Tensor:
     """A weight in NF4: packed 4-bit codes, int8 absmax, fp32 scales of those, and their mean."""
@@ -87,10 +100,9 @@ class NF4Tensor:
         n_blocks = -(-self.numel() // BLOCK)
         absmax = (self.absmax_q.float().view(-1, SCALE_BLOCK) * self.absmax_scale[:, None]).reshape(-1)
         absmax = absmax[:n_blocks] + self.absmax_offset
-        idx = torch.stack([self.codes >> 4, self.codes & 0xF], dim=1).reshape(-1).long()
-        code = torch.tensor(NF4_CODE, device=self.codes.device)
-        values = code[idx].view(-1, BLOCK) * absmax[:, None]
-        return values.reshape(-1)[: self.numel()].view(self.shape).to(dtype)
+        # One lookup per byte: row b of the pair table holds the two levels byte b packs.
+        values = _pair_table(self.codes.device, dtype)[self.codes.long()].view(-1, BLOCK) * absmax[:, None].to(dtype)
+        return values.reshape(-1)[: self.numel()].view(self.shape)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"codes": self.codes, "absmax_q": self.absmax_q, "absmax_scale": self.absmax_scale,
@@ -123,8 +135,26 @@ class NF4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # bf16 where the matmul runs in bf16 (CUDA autocast); fp32 on the CPU.
         dtype = torch.bfloat16 if x.is_cuda else x.dtype
-        bias = None if self.bias is None else self.bias.to(dtype)
-        return F.linear(x.to(dtype), self.dequantize(dtype), bias)
+        y = _DequantizedMatmul.apply(x.to(dtype), self, dtype)
+        return y if self.bias is None else y + self.bias.to(dtype)
+
+
+class _DequantizedMatmul(torch.autograd.Function):
+    """x Wᵀ with W dequantized for the product, and dequantized again for the backward.
+
+    F.linear would save the full-precision W for the backward of every layer until the backward
+    reaches it: a 16-bit copy of the whole base, which is the memory QLoRA exists to avoid.
+    Only x's gradient is needed (the base is frozen), and it needs W, so W is rebuilt from 4 bits.
+    """
+
+    @staticmethod
+    def forward(ctx, x, layer, dtype):
+        ctx.layer, ctx.dtype = layer, dtype
+        return x @ layer.dequantize(dtype).t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad @ ctx.layer.dequantize(ctx.dtype), None, None
 
 
 def quantize_linears(model: nn.Module, names: list[str]) -> None:
