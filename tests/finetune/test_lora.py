@@ -103,3 +103,9 @@ def test_checkpoint_view_passes_gradient_checkpointing_through():
     view = AdapterOnly(model)
     view.gradient_checkpointing = True          # what the loop does with train.gradient_checkpointing
     assert model.gradient_checkpointing
+
+
+def test_all_linear_is_every_block_linear_layer():
+    for cfg, per_block in [(tiny_config(), 6), (llama_config(), 7)]:
+        names = apply_lora(tiny_model(cfg), LoraConfig())
+        assert len(names) == 2 * per_block and "lm_head" not in names

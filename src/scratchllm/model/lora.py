@@ -7,7 +7,8 @@ the update's size steady as r grows). Only A and B train; `merge_lora` folds s·
 gives back plain `nn.Linear` layers, so a merged model costs nothing at inference.
 
 Layers are chosen by the last part of their name (`q k v o` in attention, `up down gate` in the
-MLP, `lm_head`), or by a regular expression over the full name (`re:blocks\\.[0-3]\\.attn\\.q`).
+MLP, `lm_head`), by a regular expression over the full name (`re:blocks\\.[0-3]\\.attn\\.q`), or
+`all-linear` (the default: every linear layer of the blocks, PEFT's name for the same).
 This module knows layers and tensors only; run directories live in `train/` (finetune.py).
 
 >>> import torch
@@ -37,7 +38,8 @@ from torch import nn
 from scratchllm.errors import UserError
 from scratchllm.model.nf4 import block_linears, quantize_linears
 
-DEFAULT_TARGETS = ["q", "k", "v", "o", "up", "down", "gate"]
+ALL_LINEAR = "all-linear"   # every linear layer of the blocks (not lm_head), as PEFT's "all-linear"
+DEFAULT_TARGETS = [ALL_LINEAR]
 ADAPTER_CONFIG = "adapter_config.json"   # in a LoRA run directory: the base and these settings
 
 
@@ -101,7 +103,10 @@ class LoRALinear(nn.Module):
 
 def _matches(name: str, targets: list[str]) -> bool:
     for t in targets:
-        if t.startswith("re:"):
+        if t == ALL_LINEAR:
+            if name.startswith("blocks."):
+                return True
+        elif t.startswith("re:"):
             if re.fullmatch(t[3:], name):
                 return True
         elif name == t or name.endswith("." + t):
