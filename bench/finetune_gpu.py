@@ -73,7 +73,7 @@ def ours(method, args, cfg):
 
 
 def peft_peer(method, args, cfg):
-    import peft
+    import peft            # optional: the peers are needed only for their rows
     import transformers
 
     fresh()

@@ -14,7 +14,9 @@ supplies what differs from pretraining:
   (new embedding rows set to the mean embedding, so they start as an "average token" rather than
   noise); LoRA/QLoRA cannot grow a frozen base, so they say to fine-tune fully first.
 
->>> from scratchllm.train.finetune import finetune            # doctest: +SKIP
+>>> cfg = apply_overrides(FinetuneRunConfig(), ["finetune.method=qlora", "finetune.lora.r=8"])
+>>> cfg.finetune.method, cfg.finetune.lora.r, cfg.finetune.lora.targets, cfg.train.max_lr
+('qlora', 8, ['all-linear'], 0.001)
 >>> finetune("runs/base", "alpaca.json", "lora", "runs/sft", ["finetune.lora.r=8"])  # doctest: +SKIP
 """
 
