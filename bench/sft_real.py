@@ -47,7 +47,8 @@ def samples(args) -> None:
     _, held = split_heldout(convs, ft.val_fraction, ft.split_seed)
     prompts = [c[0]["content"] for c in held if len(c[0]["content"]) < 120][: args.n]
     models = {"base": scratchllm.load(args.base)} | {Path(r).name: scratchllm.load(r) for r in args.samples}
-    print("| prompt (held out) | " + " | ".join(models) + " |\n|---" * (len(models) + 1) + "|")
+    print("| prompt (held out) | " + " | ".join(models) + " |")
+    print("|---" * (len(models) + 1) + "|")
     for prompt in prompts:
         cells = []
         for run in models.values():
