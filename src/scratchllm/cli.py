@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "scratchllm.data.cli",
     "scratchllm.tokenizer.cli",
     "scratchllm.train.cli",
+    "scratchllm.train.finetune_cli",
     "scratchllm.charlm.cli",
     "scratchllm.interop.cli",
     "scratchllm.inference.cli",

@@ -5,7 +5,8 @@
     scratchllm generate --run runs/speedrun --prompts-file prompts.jsonl --out-file out.jsonl   # one batch
     scratchllm generate --run runs/big --draft-run runs/small --prompt "Once" --temperature 0   # speculative
     scratchllm generate --run runs/speedrun --draft ngram --prompt "$(cat code.py)"           # prompt lookup
-    scratchllm chat --run runs/speedrun          # each line you type is continued by the model
+    scratchllm chat --run runs/speedrun          # a base run: each line you type is continued
+    scratchllm chat --run runs/sft --system "Be brief."   # a fine-tuned run: a multi-turn chat
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def register(subparsers) -> None:
     g.set_defaults(func=cmd_generate)
 
     c = subparsers.add_parser("chat", aliases=["sample"],
-                              help="interactive prompt loop for a base model: each line is continued")
+                              help="multi-turn chat with a fine-tuned run; on a base run each line is continued")
     _add_sampling_args(c)
+    c.add_argument("--system", default=None, help="system message of a chat (fine-tuned runs only)")
     c.set_defaults(func=cmd_chat)
 
 
@@ -196,10 +198,48 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _chat_loop(run, args) -> int:
+    """A fine-tuned run: each line is a user turn, the reply streams, the history is kept."""
+    from scratchllm.inference.chat import ChatSession
+
+    session = ChatSession(run.model, run.tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k or None, top_p=args.top_p, seed=args.seed)
+    print(f"{args.run}: a fine-tuned chat model, context {run.model.config.block_size} tokens. "
+          "Type a message; /reset clears the history; Ctrl-C stops a reply, Ctrl-D quits.")
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if line.strip() == "/reset":
+            session.reset()
+            continue
+        if not line.strip():
+            continue
+        sys.stdout.write("assistant> ")
+        try:
+            for piece in session.send(line):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except UserError as e:          # e.g. a message longer than the context
+            print(f"error: {e}", file=sys.stderr)
+        except KeyboardInterrupt:
+            sys.stdout.write(" [stopped]")
+        print()
+
+
 def cmd_chat(args) -> int:
+    from scratchllm.train.finetune import is_chat_run
+
     run = _load(args)
+    if is_chat_run(args.run):
+        return _chat_loop(run, args)
+    if args.system:
+        print("note: --system is ignored: this is a base run, not a fine-tuned chat model", file=sys.stderr)
     print(f"{args.run}: {run.model.num_params():,} parameters, context {run.model.config.block_size} tokens. "
-          "A base model continues each line you type; Ctrl-C stops a reply, Ctrl-D quits.")
+          "A base model (not fine-tuned for chat: see scratchllm finetune) continues each line you type; "
+          "Ctrl-C stops a reply, Ctrl-D quits.")
     while True:
         try:
             line = input("> ")

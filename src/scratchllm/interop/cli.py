@@ -16,6 +16,7 @@ def register(subparsers) -> None:
     h.add_argument("--out", required=True, help="run directory to write (loadable with scratchllm.load)")
     h.add_argument("--no-tokenizer", action="store_true", help="skip tokenizer.json even if present")
     h.add_argument("--force", action="store_true", help="replace --out even if it is not empty")
+    h.add_argument("--base", default=None, help="a PEFT adapter's HF base directory (default: its base_model_name_or_path)")
     h.set_defaults(func=cmd_import_hf)
 
     exp = subparsers.add_parser("export", help="convert a run directory into a Hugging Face checkpoint")
@@ -33,6 +34,12 @@ def cmd_import_hf(args) -> int:
     from scratchllm.utils.outdir import check_output_dir
 
     check_output_dir(args.out, force=args.force)  # the output replaces the directory: nothing in it is ours
+    if (Path(args.hf_dir) / "adapter_config.json").is_file():   # a PEFT adapter: base + LoRA run
+        from scratchllm.interop.peft import import_peft
+
+        out = import_peft(args.hf_dir, args.out, base=args.base)
+        print(f"imported PEFT adapter {args.hf_dir} -> LoRA run {out} (its base in {out}/base)")
+        return 0
     out = import_hf(args.hf_dir, args.out, tokenizer=not args.no_tokenizer)
     print(f"imported {args.hf_dir} -> {out} (load it with scratchllm.load('{out}'))")
     return 0
@@ -42,7 +49,16 @@ def cmd_export_hf(args) -> int:
     from scratchllm.interop.hf import export_hf
     from scratchllm.utils.outdir import check_output_dir
 
+    from scratchllm.train.finetune import is_lora_run
+
     check_output_dir(args.out, force=args.force)  # the output replaces the directory: nothing in it is ours
+    if is_lora_run(args.run_dir):   # the base to --out, the adapter to --out/adapter in PEFT's layout
+        from scratchllm.interop.peft import export_peft
+
+        out = export_peft(args.run_dir, args.out, step=args.step)
+        print(f"exported {args.run_dir} -> {out} (base) + {out}/adapter (PEFT: "
+              f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained('{out}'), '{out}/adapter'))")
+        return 0
     out = export_hf(args.run_dir, args.out, step=args.step)
     print(f"exported {args.run_dir} -> {out} (load it with AutoModelForCausalLM.from_pretrained('{out}'))")
     return 0

@@ -39,10 +39,11 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
+from scratchllm.model.lora import ADAPTER_CONFIG, adapt_from_spec
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer import load_tokenizer
 from scratchllm.train.config import RunConfig, load_run_config
@@ -152,7 +153,9 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module,
             with named_os_errors(target / "optimizer.pt"), open(tmp / "optimizer.pt", "wb") as f:
                 torch.save(optimizer.state_dict(), f)
             files.append("optimizer.pt")
-        record = {"format": FORMAT_VERSION, "step": step, **(state or {}),
+        # A module that saves only part of itself (LoRA's AdapterOnly) names the loader that opens it.
+        kind = {"kind": unwrap(model).checkpoint_kind} if hasattr(unwrap(model), "checkpoint_kind") else {}
+        record = {"format": FORMAT_VERSION, "step": step, **kind, **(state or {}),
                   "files": {name: _file_record(tmp / name) for name in files}}
         atomic_write_text(tmp / "state.json", json.dumps(record))
     if keep:
@@ -279,11 +282,24 @@ def load_plain(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
     return load_weights(Transformer(config.model), ckpt)
 
 
+def load_lora(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
+    """A checkpoint of kind "lora": the adapters alone; the base run is the one adapter_config.json names."""
+    try:
+        spec = json.loads((run_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"LoRA run '{run_dir}' has no readable {ADAPTER_CONFIG}; the run directory is incomplete") from None
+    base = Path(spec["base"]) if Path(spec["base"]).is_absolute() else run_dir / spec["base"]
+    if not list_steps(base):
+        raise UserError(f"LoRA run '{run_dir}' adapts the base run '{base}', which is missing; restore that "
+                        f"directory (or edit 'base' in {run_dir / ADAPTER_CONFIG}), or use a merged run")
+    return adapt_from_spec(load_run(base).model, spec, load_file(str(ckpt.path / "model.safetensors")))
+
+
 # What a checkpoint holds, by the "kind" its state.json records (absent: "model"), and how to
 # build a module from it: loader(config, checkpoint, run_dir) -> nn.Module on the CPU. Other kinds
 # (a base + adapter, quantized tensors) add an entry here, with their loader in the layer that
 # owns the format (model/lora.py, model/quant.py), so load_run stays the one way to open a run.
-RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {"model": load_plain}
+RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {"model": load_plain, "lora": load_lora}
 
 
 def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:
