@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def register(subparsers) -> None:
     imp = subparsers.add_parser("import", help="convert a Hugging Face checkpoint into a run directory")
