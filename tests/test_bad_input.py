@@ -92,6 +92,22 @@ CASES = [
     (["generate", "--run", "{run}", "--step", "999", "--prompt", "x"], "no checkpoint at step 999"),
     (["chat", "--run", "missing"], "does not exist"),
     (["sample", "--run", "{corrupt}"], "corrupt"),
+    # fine-tuning
+    (["finetune", "--run", "missing", "--data", "{text}", "--out", "out"], "does not exist"),
+    (["finetune", "--run", "{run}", "--data", "missing.json", "--out", "out"], "missing.json"),
+    (["finetune", "--run", "{run}", "--data", "{text}", "--out", "{run}"], "already holds"),
+    (["merge", "--run", "missing", "--out", "out"], "does not exist"),
+    (["merge", "--run", "{run}", "--out", "out"], "not a LoRA run"),
+    # data quality classifier
+    (["data", "quality-train", "--reference", "missing.txt", "--web", "{text}", "--out", "q.safetensors"],
+     "does not exist"),
+    # scaling
+    (["scaling", "sweep", "--flops", "1e13,x", "--sizes", "2", "--out", "out"], "comma-separated"),
+    (["scaling", "sweep", "--flops", "1e3", "--sizes", "2", "--out", "out"], "raise --flops"),
+    (["scaling", "fit", "missing", "--out", "fit.json"], "no manifest.json"),
+    (["scaling", "fit", "--points", "{empty}", "--out", "fit.json"], "at least 5 points"),
+    (["scaling", "plan", "--flops", "1e18", "--law", "kaplan"], "unknown published law"),
+    (["scaling", "plan", "--flops", "1e18", "--fit", "missing"], "no fit"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.
