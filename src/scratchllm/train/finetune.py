@@ -46,6 +46,7 @@ from scratchllm.train.loop import TrainResult, check_out_dir, evaluate, train
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 from scratchllm.utils.device import resolve_device
 from scratchllm.utils.files import read_toml
+from scratchllm.utils.outdir import check_output_dir
 
 @dataclass
 class FinetuneConfig:
@@ -187,9 +188,9 @@ def finetune(base: str | None, data: str | None, method: str | None, out_dir: st
 
 def merge_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write `out`, a plain run holding a LoRA run's base with its adapters folded in (built aside, renamed)."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out '{out}' already exists and is not empty; choose a new directory or delete it")
+    if not Path(run_dir).is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a LoRA fine-tune")
+    out = check_output_dir(out)   # the merged run replaces the directory whole: nothing in it may be foreign
     if not is_lora_run(run_dir):
         raise UserError(f"'{run_dir}' is not a LoRA run (its checkpoint holds whole weights); it needs no merge")
     run = load_run(run_dir)
