@@ -42,6 +42,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from scratchllm.errors import UserError
+from scratchllm.model.quant import load_quantized
 from scratchllm.model.transformer import Transformer
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
@@ -271,7 +272,8 @@ def load_plain(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
 # build a module from it: loader(config, checkpoint, run_dir) -> nn.Module on the CPU. Other kinds
 # (a base + adapter, quantized tensors) add an entry here, with their loader in the layer that
 # owns the format (model/lora.py, model/quant.py), so load_run stays the one way to open a run.
-RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {"model": load_plain}
+RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {"model": load_plain,
+                                                                          "quantized": load_quantized}
 
 
 def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:
