@@ -18,11 +18,11 @@ def byte_tokenizer() -> Tokenizer:
     return Tokenizer({bytes([i]): i for i in range(256)}, "gpt2", {"<|endoftext|>": 256})
 
 
-def train_tiny(cfg: ModelConfig, steps: int = 120, seed: int = 0) -> Transformer:
-    """A model that has learned TEXT well enough that quantization error shows in its perplexity."""
+def train_tiny(cfg: ModelConfig, steps: int = 120, seed: int = 0, tokenizer: Tokenizer | None = None) -> Transformer:
+    """A model that has learned TEXT (in `tokenizer`'s ids, default bytes) well enough that quantization error shows."""
     torch.manual_seed(seed)
     model = Transformer(cfg)
-    ids = torch.tensor(byte_tokenizer().encode_ordinary(TEXT))
+    ids = torch.tensor((tokenizer or byte_tokenizer()).encode_ordinary(TEXT))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     T = cfg.block_size
     for _ in range(steps):

@@ -33,7 +33,7 @@ def run_cli(monkeypatch, argv):
 
 
 def held_out_windows(root):
-    ids = byte_tokenizer().encode_ordinary((root / "held_out.txt").read_text())
+    ids = [256] + byte_tokenizer().encode_ordinary((root / "held_out.txt").read_text())   # as a document: after end-of-text
     n = len(ids) // 65
     return torch.tensor(ids[: n * 65]).view(n, 65)
 
