@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import scratchllm  # noqa: E402
+from scratchllm.data.shards import read_shard  # noqa: E402
 from scratchllm.inference.engine import generate  # noqa: E402
 from scratchllm.inference.quantize import quantize_rtn  # noqa: E402
 from scratchllm.inference.quantize_run import _held_out, _text_windows, perplexity, quantize_run  # noqa: E402
@@ -40,9 +41,8 @@ FORMATS = {"int8": QuantSpec(8), "int4-rtn g128": QuantSpec(4, 128), "int4-gptq 
 def _calib_text(run_dir: Path, tokenizer, max_tokens: int = 80_000) -> str:
     cfg = scratchllm.load(run_dir).config
     token_dir = Path(cfg.data.path) if cfg.data.path and (Path(cfg.data.path) / "meta.json").is_file() else run_dir / "tokens"
-    dtype = np.uint16 if tokenizer.vocab_size < 2**16 else np.uint32
-    ids = np.fromfile(next(token_dir.glob("train*.bin")), dtype=dtype, count=max_tokens)
-    return tokenizer.decode(ids.tolist())
+    ids = read_shard(next(token_dir.glob("train*.bin")))[:max_tokens]
+    return tokenizer.decode(np.asarray(ids).tolist())
 
 
 def quality(args) -> None:

@@ -126,3 +126,12 @@ def test_bad_type_and_custom_regex_are_one_sentence(tmp_path):
     save_run_weights(tmp_path / "custom", Transformer(ModelConfig(**GPT2)), tok)
     with pytest.raises(UserError, match="custom regex that no llama.cpp pre-tokenizer matches"):
         export_gguf(tmp_path / "custom", tmp_path / "m.gguf")
+
+
+def test_docstring_examples():
+    import doctest
+
+    from scratchllm.inference import gguf as gguf_module
+
+    result = doctest.testmod(gguf_module)
+    assert result.attempted > 0 and result.failed == 0
