@@ -84,7 +84,8 @@ def _held_out(run_dir: Path, config, max_windows: int) -> torch.Tensor | None:
 
 def perplexity(model: torch.nn.Module, windows: torch.Tensor, device: torch.device, batch_size: int = 8) -> float:
     """exp of the mean next-token loss over the windows (every target token counts once)."""
-    return math.exp(evaluate(model, window_batches(windows.to(device), batch_size), next_token_loss, device, "float32"))
+    scores = evaluate(model, window_batches(windows.to(device), batch_size), next_token_loss, device, "float32")
+    return math.exp(scores["loss"])
 
 
 def _check_out(out: Path) -> None:
