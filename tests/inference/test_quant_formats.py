@@ -107,3 +107,9 @@ def test_gptq_with_an_identity_hessian_is_round_to_nearest():
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_spec_defaults_and_validation():
+    assert quant.QuantSpec(4).group_size == 128 and quant.QuantSpec(8).group_size is None
+    with pytest.raises(quant.UserError, match="--group-size 16 is not supported"):
+        quant.QuantSpec(4, 16)

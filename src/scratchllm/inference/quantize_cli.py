@@ -32,8 +32,7 @@ def cmd_quantize(args) -> int:
     from scratchllm.model.quant import QuantSpec
     from scratchllm.utils.device import resolve_device
 
-    group = args.group_size if args.group_size is not None or args.bits != 4 else 128
-    spec = QuantSpec(bits=args.bits, group_size=group, method=args.method)
+    spec = QuantSpec(bits=args.bits, group_size=args.group_size, method=args.method)
     report = quantize_run(args.run, args.out, spec, calib=args.calib, eval_text=args.eval_text, step=args.step,
                           device=str(resolve_device(args.device)))
     print("\n".join(report.lines()))

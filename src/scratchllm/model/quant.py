@@ -57,10 +57,12 @@ class QuantSpec:
     """What a quantized run holds: `bits` 8 (per channel) or 4 (groups of `group_size` inputs)."""
 
     bits: int
-    group_size: int | None = None
+    group_size: int | None = None   # int4 default: 128
     method: str = "rtn"
 
     def __post_init__(self):
+        if self.bits == 4 and self.group_size is None:
+            object.__setattr__(self, "group_size", 128)
         if self.bits not in (8, 4):
             raise UserError(f"--bits {self.bits} is not supported; use 8 (per-channel int8) or 4 (group-wise int4)")
         if self.bits == 8 and self.group_size is not None:
