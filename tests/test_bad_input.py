@@ -101,6 +101,11 @@ CASES = [
     # data quality classifier
     (["data", "quality-train", "--reference", "missing.txt", "--web", "{text}", "--out", "q.safetensors"],
      "does not exist"),
+    # quantization and GGUF
+    (["quantize", "--run", "missing", "--bits", "8", "--out", "q"], "does not exist"),
+    (["quantize", "--run", "{run}", "--bits", "3", "--out", "q"], "bits"),
+    (["quantize", "--run", "{run}", "--bits", "4", "--method", "gptq", "--out", "q"], "--calib"),
+    (["export", "gguf", "missing", "--out", "x.gguf"], "does not exist"),
     # scaling
     (["scaling", "sweep", "--flops", "1e13,x", "--sizes", "2", "--out", "out"], "comma-separated"),
     (["scaling", "sweep", "--flops", "1e3", "--sizes", "2", "--out", "out"], "raise --flops"),
