@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "scratchllm.charlm.cli",
     "scratchllm.interop.cli",
     "scratchllm.inference.cli",
+    "scratchllm.eval.cli",
 ]
 
 

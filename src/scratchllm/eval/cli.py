@@ -1,0 +1,101 @@
+"""`scratchllm eval`: score a run (or an OpenAI-compatible server) on benchmarks from local files.
+
+    scratchllm eval --run runs/speedrun --tasks wikitext2,hellaswag,arc_easy --data-dir ../shared/data/eval \\
+        --limit 200 --out evals/speedrun
+    scratchllm eval --run runs/speedrun --tasks mmlu --shots 5 --data-dir ../shared/data/eval --out evals/mmlu5
+    scratchllm eval --run runs/speedrun --tasks my_quiz.jsonl,notes.txt --out evals/mine
+
+Writes OUT/results.json (per task: metrics, standard errors, n, shots, the task file's SHA-256)
+and OUT/report.md (the table next to chance, n-gram and published baselines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scratchllm.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="benchmarks, perplexity and code execution on local task files")
+    p.add_argument("--run", help="run directory (ours, HF-imported, ...: anything scratchllm.load opens)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("--tasks", required=True,
+                   help="comma-separated: built-in names (wikitext2, lambada, hellaswag, arc_easy, arc_challenge, "
+                        "piqa, winogrande, mmlu, gsm8k, humaneval), NAME=PATH, a .jsonl task or a text file")
+    p.add_argument("--data-dir", default=None, help="directory holding the built-in tasks' files")
+    p.add_argument("--limit", type=int, default=None, help="first N items of each task (MMLU: of each subject)")
+    p.add_argument("--shots", type=int, default=0, help="few-shot examples per item (default 0)")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
+    p.add_argument("--samples", type=int, default=1, help="HumanEval samples per problem for pass@k (default 1)")
+    p.add_argument("--baseline-tokens", default=None,
+                   help="token directory to fit unigram/bigram baselines on (default: the run's own)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    p.add_argument("--out", required=True, help="directory for results.json and report.md")
+    p.set_defaults(func=cmd_eval)
+
+
+def _token_dir(run, given: str | None) -> Path | None:
+    if given:
+        return Path(given)
+    data_path = Path(run.config.data.path) if run.config.data.path else None
+    for d in (data_path, run.run_dir / "tokens"):
+        if d is not None and (d / "meta.json").is_file():
+            return d
+    return None
+
+
+def _ngram_baselines(lm, token_dir: Path | None, tasks) -> dict[str, dict[str, float]]:
+    """Unigram/bigram bits per byte of each text task, fitted on the training tokens."""
+    # pipelines.baselines owns the counting models; cli.py is the one layer allowed to reach it from eval.
+    import numpy as np
+
+    from scratchllm.data.tokenize import read_meta
+    from scratchllm.pipelines.baselines import MAX_FIT_TOKENS, _split_tokens, bigram_bits, unigram_bits
+
+    texts = [t for t in tasks if t.kind == "rolling"]
+    if token_dir is None or not texts:
+        return {}
+    vocab = read_meta(token_dir)["vocab_size"]
+    train = _split_tokens(token_dir, "train", MAX_FIT_TOKENS)
+    out = {}
+    for task in texts:
+        ids = np.array([i for it in task.items for i in lm.encode(it.text)], dtype=np.int64)
+        n_bytes = sum(it.bytes for it in task.items)
+        out[task.name] = {"unigram_bpb": unigram_bits(train, ids, vocab) / n_bytes,
+                          "bigram_bpb": bigram_bits(train, ids, vocab) / n_bytes}
+    return out
+
+
+def cmd_eval(args) -> int:
+    from scratchllm.eval.harness import evaluate_task
+    from scratchllm.eval.report import write_results
+    from scratchllm.eval.tasks import load_task
+
+    if not args.run:
+        raise UserError("pass --run RUN_DIR (a run to evaluate)")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit} must be at least 1")
+    if args.shots < 0:
+        raise UserError(f"--shots {args.shots} must be 0 or more")
+    specs = [s.strip() for s in args.tasks.split(",") if s.strip()]
+    if not specs:
+        raise UserError("--tasks is empty; name at least one task, e.g. --tasks wikitext2,hellaswag")
+    tasks = [load_task(s, args.data_dir, args.shots, args.limit) for s in specs]   # every file checked first
+
+    import scratchllm
+    from scratchllm.eval.lm import LocalLM
+    from scratchllm.utils.device import resolve_device
+
+    run = scratchllm.load(args.run, step=args.step, device=str(resolve_device(args.device)))
+    lm = LocalLM(run, batch_size=args.batch_size)
+    results = {"model": lm.name, "step": run.step, "tasks": {}}
+    for task in tasks:
+        entry = evaluate_task(lm, task, samples=args.samples)
+        results["tasks"][task.name] = entry
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in list(entry["metrics"].items())[:4])
+        print(f"{task.name}: {shown} (n={entry['n']}, {entry['seconds']:.1f}s)")
+    results["ngram_baselines"] = _ngram_baselines(lm, _token_dir(run, args.baseline_tokens), tasks)
+    out = write_results(args.out, results)
+    print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    return 0
