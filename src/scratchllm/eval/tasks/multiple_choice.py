@@ -48,7 +48,7 @@ def read_query_choices(path: Path, template: str = "{query}") -> list[MCItem]:
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
             raise UserError(f"'{path}' line {lineno}: 'choices' must be a list of at least two strings")
         gold = _check_gold(path, lineno, row["gold"], len(choices))
-        items.append(mc_item(template.format(query=row["query"].strip()), choices, gold))
+        items.append(mc_item(template.format(query=row["query"]), choices, gold))
     return items
 
 
