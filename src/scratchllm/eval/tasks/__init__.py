@@ -142,7 +142,7 @@ def load_task(spec: str, data_dir: str | None = None, shots: int = 0, limit: int
             items = reader(path)
     if not items:
         raise UserError(f"task '{name}': '{path}' has no items; check that it is the right file")
-    if kind in ("rolling", "lambada"):
+    if kind in ("rolling", "lambada", "code"):   # scored zero-shot, as lm-eval does
         shots_used, items = 0, items[:limit] if limit else items
     elif builtin == "mmlu":
         shots_used = shots
