@@ -10,10 +10,10 @@ Ties go to the first option (numpy's argmax). MMLU also reports `acc_macro`, the
 per-subject accuracies, and each subject as `acc_<subject>`.
 
 >>> from scratchllm.eval.tasks.base import MCItem
->>> class Fixed:   # a fake model: the longer continuation has the higher log-likelihood
+>>> class Fixed:   # a fake model: one nat per character, so longer options score lower in total
 ...     def loglikelihood(self, pairs, progress=None):
-...         return [(-10.0 + len(c), False) for _, c in pairs]
->>> item = MCItem(["Q"] * 2, [" a", " bbbb"], gold=0, choices=["a", "bbbb"])
+...         return [(-float(len(c)), False) for _, c in pairs]
+>>> item = MCItem(["Q"] * 2, [" a", " bbbb"], gold=1, choices=["a", "bbbb"])
 >>> metrics, _ = score_mc(Fixed(), [item])
 >>> metrics["acc"], metrics["acc_norm"]
 (0.0, 1.0)
