@@ -4,6 +4,7 @@
         --limit 200 --out evals/speedrun
     scratchllm eval --run runs/speedrun --tasks mmlu --shots 5 --data-dir ../shared/data/eval --out evals/mmlu5
     scratchllm eval --run runs/speedrun --tasks my_quiz.jsonl,notes.txt --out evals/mine
+    scratchllm eval --endpoint http://127.0.0.1:8000 --model gpt2 --tasks gsm8k --data-dir DIR --out evals/server
 
 Writes OUT/results.json (per task: metrics, standard errors, n, shots, the task file's SHA-256)
 and OUT/report.md (the table next to chance, n-gram and published baselines).
@@ -19,6 +20,8 @@ from scratchllm.errors import UserError
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="benchmarks, perplexity and code execution on local task files")
     p.add_argument("--run", help="run directory (ours, HF-imported, ...: anything scratchllm.load opens)")
+    p.add_argument("--endpoint", default=None, help="evaluate an OpenAI-compatible server at this URL instead")
+    p.add_argument("--model", default=None, help="the model name to send to --endpoint")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     p.add_argument("--tasks", required=True,
                    help="comma-separated: built-in names (wikitext2, lambada, hellaswag, arc_easy, arc_challenge, "
@@ -72,8 +75,10 @@ def cmd_eval(args) -> int:
     from scratchllm.eval.report import write_results
     from scratchllm.eval.tasks import load_task
 
-    if not args.run:
-        raise UserError("pass --run RUN_DIR (a run to evaluate)")
+    if bool(args.run) == bool(args.endpoint):
+        raise UserError("pass either --run RUN_DIR or --endpoint URL --model NAME (exactly one of them)")
+    if args.endpoint and not args.model:
+        raise UserError("--endpoint needs --model NAME (the name the server knows the model by)")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     if args.shots < 0:
@@ -83,19 +88,25 @@ def cmd_eval(args) -> int:
         raise UserError("--tasks is empty; name at least one task, e.g. --tasks wikitext2,hellaswag")
     tasks = [load_task(s, args.data_dir, args.shots, args.limit) for s in specs]   # every file checked first
 
-    import scratchllm
-    from scratchllm.eval.lm import LocalLM
-    from scratchllm.utils.device import resolve_device
+    if args.endpoint:
+        from scratchllm.eval.endpoint import EndpointLM
 
-    run = scratchllm.load(args.run, step=args.step, device=str(resolve_device(args.device)))
-    lm = LocalLM(run, batch_size=args.batch_size)
-    results = {"model": lm.name, "step": run.step, "tasks": {}}
+        run, lm = None, EndpointLM(args.endpoint, args.model)
+    else:
+        import scratchllm
+        from scratchllm.eval.lm import LocalLM
+        from scratchllm.utils.device import resolve_device
+
+        run = scratchllm.load(args.run, step=args.step, device=str(resolve_device(args.device)))
+        lm = LocalLM(run, batch_size=args.batch_size)
+    results = {"model": lm.name, "step": run.step if run else None, "tasks": {}}
     for task in tasks:
         entry = evaluate_task(lm, task, samples=args.samples)
         results["tasks"][task.name] = entry
         shown = ", ".join(f"{k}={v:.4f}" for k, v in list(entry["metrics"].items())[:4])
         print(f"{task.name}: {shown} (n={entry['n']}, {entry['seconds']:.1f}s)")
-    results["ngram_baselines"] = _ngram_baselines(lm, _token_dir(run, args.baseline_tokens), tasks)
+    if run is not None:
+        results["ngram_baselines"] = _ngram_baselines(lm, _token_dir(run, args.baseline_tokens), tasks)
     out = write_results(args.out, results)
     print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
     return 0
