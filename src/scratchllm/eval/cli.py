@@ -5,6 +5,7 @@
     scratchllm eval --run runs/speedrun --tasks mmlu --shots 5 --data-dir ../shared/data/eval --out evals/mmlu5
     scratchllm eval --run runs/speedrun --tasks my_quiz.jsonl,notes.txt --out evals/mine
     scratchllm eval --endpoint http://127.0.0.1:8000 --model gpt2 --tasks gsm8k --data-dir DIR --out evals/server
+    scratchllm eval judge --answers ours.jsonl --against theirs.jsonl --endpoint http://127.0.0.1:8000 --out judged
 
 Writes OUT/results.json (per task: metrics, standard errors, n, shots, the task file's SHA-256)
 and OUT/report.md (the table next to chance, n-gram and published baselines).
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--endpoint", default=None, help="evaluate an OpenAI-compatible server at this URL instead")
     p.add_argument("--model", default=None, help="the model name to send to --endpoint")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
-    p.add_argument("--tasks", required=True,
+    p.add_argument("--tasks", default=None,
                    help="comma-separated: built-in names (wikitext2, lambada, hellaswag, arc_easy, arc_challenge, "
                         "piqa, winogrande, mmlu, gsm8k, humaneval), NAME=PATH, a .jsonl task or a text file")
     p.add_argument("--data-dir", default=None, help="directory holding the built-in tasks' files")
@@ -34,8 +35,17 @@ def register(subparsers) -> None:
     p.add_argument("--baseline-tokens", default=None,
                    help="token directory to fit unigram/bigram baselines on (default: the run's own)")
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    p.add_argument("--out", required=True, help="directory for results.json and report.md")
+    p.add_argument("--out", default=None, help="directory for results.json and report.md")
     p.set_defaults(func=cmd_eval)
+
+    sub = p.add_subparsers(dest="eval_command", metavar="judge")
+    j = sub.add_parser("judge", help="LLM-as-judge: grade answers 1-10, or compare two sets with both orders")
+    j.add_argument("--answers", required=True, help="JSONL of {question, answer} lines")
+    j.add_argument("--against", default=None, help="a second JSONL, same questions in the same order: pairwise")
+    j.add_argument("--endpoint", required=True, help="OpenAI-compatible server of the judge model")
+    j.add_argument("--model", default="judge", help="the judge model's name on that server")
+    j.add_argument("--out", required=True, help="directory for judgments.jsonl and summary.json")
+    j.set_defaults(func=cmd_judge)
 
 
 def _token_dir(run, given: str | None) -> Path | None:
@@ -75,6 +85,8 @@ def cmd_eval(args) -> int:
     from scratchllm.eval.report import write_results
     from scratchllm.eval.tasks import load_task
 
+    if not args.tasks or not args.out:
+        raise UserError("scratchllm eval needs --tasks LIST and --out DIR (or use `scratchllm eval judge`)")
     if bool(args.run) == bool(args.endpoint):
         raise UserError("pass either --run RUN_DIR or --endpoint URL --model NAME (exactly one of them)")
     if args.endpoint and not args.model:
@@ -109,4 +121,13 @@ def cmd_eval(args) -> int:
         results["ngram_baselines"] = _ngram_baselines(lm, _token_dir(run, args.baseline_tokens), tasks)
     out = write_results(args.out, results)
     print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from scratchllm.eval.judge import Judge, judge_files
+
+    summary = judge_files(Judge(args.endpoint, args.model), args.answers, args.against, args.out)
+    shown = {k: v for k, v in summary.items() if k not in ("answers", "against")}
+    print(f"{shown}\nwrote {args.out}/judgments.jsonl and summary.json")
     return 0

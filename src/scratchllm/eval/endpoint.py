@@ -36,6 +36,31 @@ from scratchllm.eval.lm import cut_at_stop
 Progress = Callable[[int], None] | None
 
 
+def post_json(url: str, body: dict[str, Any], retries: int = 3, timeout: float = 60.0,
+              backoff: float = 0.5) -> dict[str, Any]:
+    """POST `body` as JSON and return the JSON reply; connection failures and 5xx answers are retried
+    `retries` times in all (waits backoff, 2·backoff, ...), a 4xx answer is an error at once."""
+    data = json.dumps(body).encode()
+    reason = ""
+    for attempt in range(max(1, retries)):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            if e.code < 500:   # the request itself is wrong: retrying cannot help
+                detail = e.read()[:300].decode("utf-8", "replace")
+                raise UserError(f"{url} refused the request (HTTP {e.code}: {detail}); check --model "
+                                "and that the server supports this request") from None
+            reason = f"HTTP {e.code}"
+        except (urllib.error.URLError, OSError, json.JSONDecodeError) as e:
+            reason = str(getattr(e, "reason", e))
+    raise UserError(f"cannot reach {url} after {max(1, retries)} attempt(s) ({reason}); "
+                    "start the server or check --endpoint")
+
+
 class EndpointLM:
     def __init__(self, url: str, model: str, retries: int = 3, timeout: float = 60.0, backoff: float = 0.5):
         self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1/completions") else "/v1/completions")
@@ -43,25 +68,7 @@ class EndpointLM:
         self.name = f"{model} @ {url}"
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps({"model": self.model, **body}).encode()
-        reason = ""
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(self.url, data=data, headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as e:
-                if e.code < 500:   # the request itself is wrong: retrying cannot help
-                    detail = e.read()[:300].decode("utf-8", "replace")
-                    raise UserError(f"{self.url} refused the request (HTTP {e.code}: {detail}); check --model "
-                                    "and that the server supports this request") from None
-                reason = f"HTTP {e.code}"
-            except (urllib.error.URLError, OSError, json.JSONDecodeError) as e:
-                reason = str(getattr(e, "reason", e))
-        raise UserError(f"cannot reach {self.url} after {self.retries} attempt(s) ({reason}); "
-                        "start the server or check --endpoint")
+        return post_json(self.url, {"model": self.model, **body}, self.retries, self.timeout, self.backoff)
 
     def _echo(self, prompt: str) -> dict[str, list]:
         reply = self._post({"prompt": prompt, "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0})
