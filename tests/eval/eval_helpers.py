@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import torch
@@ -66,3 +68,26 @@ def text_rows(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [{"text": "\n".join(sentence(rng, rng.randint(5, 15)) for _ in range(rng.randint(1, 25)))}
             for _ in range(n)]
+
+
+def serve_chat(behaviour):
+    """A chat-completions server whose reply is behaviour(user message, call number)."""
+    calls = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls["n"] += 1
+            text = behaviour(body["messages"][-1]["content"], calls["n"])
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", calls

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from eval_helpers import write_jsonl
+from eval_helpers import serve_chat, write_jsonl
 
 from scratchllm.cli import main
 from scratchllm.errors import UserError
@@ -43,29 +41,6 @@ def test_position_swap_aggregation():
                                      "consistency": 0.75}
 
 
-def _serve(behaviour):
-    """A chat-completions server whose reply is behaviour(user message, call number)."""
-    calls = {"n": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            calls["n"] += 1
-            text = behaviour(body["messages"][-1]["content"], calls["n"])
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}", calls
-
-
 def _answers(tmp_path, name, answers):
     return write_jsonl(tmp_path / name, [{"question": f"q{i}", "answer": a} for i, a in enumerate(answers)])
 
@@ -79,7 +54,7 @@ def _longer_wins(user, _):
 def test_pairwise_end_to_end_consistent_and_position_biased_judges(tmp_path):
     ours = _answers(tmp_path, "a.jsonl", ["a long detailed answer", "short", "another long answer here"])
     theirs = _answers(tmp_path, "b.jsonl", ["short", "a much longer answer", "tiny"])
-    server, url, _ = _serve(_longer_wins)
+    server, url, _ = serve_chat(_longer_wins)
     try:
         assert main(["eval", "judge", "--answers", str(ours), "--against", str(theirs), "--endpoint", url,
                      "--out", str(tmp_path / "j1")]) == 0
@@ -88,7 +63,7 @@ def test_pairwise_end_to_end_consistent_and_position_biased_judges(tmp_path):
     summary = json.loads((tmp_path / "j1" / "summary.json").read_text())
     assert (summary["wins"], summary["losses"], summary["ties"], summary["consistency"]) == (2, 1, 0, 1.0)
 
-    server, url, _ = _serve(lambda user, n: "[[A]]")   # always the first position: pure position bias
+    server, url, _ = serve_chat(lambda user, n: "[[A]]")   # always the first position: pure position bias
     try:
         assert main(["eval", "judge", "--answers", str(ours), "--against", str(theirs), "--endpoint", url,
                      "--out", str(tmp_path / "j2")]) == 0
@@ -100,7 +75,7 @@ def test_pairwise_end_to_end_consistent_and_position_biased_judges(tmp_path):
 
 def test_single_grading_re_asks_an_unparseable_reply_a_bounded_number_of_times(tmp_path):
     answers = _answers(tmp_path, "a.jsonl", ["x"])
-    server, url, calls = _serve(lambda user, n: "hmm" if n < 3 else "Rating: [[6]]")
+    server, url, calls = serve_chat(lambda user, n: "hmm" if n < 3 else "Rating: [[6]]")
     try:
         assert Judge(url, attempts=3).grade("q", "x")["score"] == 6 and calls["n"] == 3
         calls["n"] = -100   # never parseable again within the bound

@@ -47,6 +47,20 @@ def register(subparsers) -> None:
     j.add_argument("--out", required=True, help="directory for judgments.jsonl and summary.json")
     j.set_defaults(func=cmd_judge)
 
+    r = subparsers.add_parser("redteam", help="adversarial prompts by category: refusal and leak rates, examples")
+    r.add_argument("--run", help="run directory to probe")
+    r.add_argument("--endpoint", default=None, help="probe an OpenAI-compatible server instead")
+    r.add_argument("--model", default=None, help="the model name to send to --endpoint")
+    r.add_argument("--suite", action="append", default=[],
+                   help="extra JSONL of {id, category, prompt[, canary]} (repeatable; added to the built-in suite)")
+    r.add_argument("--only-suite", action="store_true", help="use only the --suite files, not the built-in one")
+    r.add_argument("--judge-endpoint", default=None, help="chat endpoint of a judge that decides refusals")
+    r.add_argument("--judge-model", default="judge", help="the judge model's name (default 'judge')")
+    r.add_argument("--max-new-tokens", type=int, default=128, help="answer length (default 128)")
+    r.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    r.add_argument("--out", required=True, help="directory for redteam.json and report.md")
+    r.set_defaults(func=cmd_redteam)
+
 
 def _token_dir(run, given: str | None) -> Path | None:
     if given:
@@ -80,6 +94,27 @@ def _ngram_baselines(lm, token_dir: Path | None, tasks) -> dict[str, dict[str, f
     return out
 
 
+def _open_model(args):
+    """(run or None, the LM the harness calls) for --run or --endpoint/--model."""
+    if args.endpoint:
+        from scratchllm.eval.endpoint import EndpointLM
+
+        return None, EndpointLM(args.endpoint, args.model)
+    import scratchllm
+    from scratchllm.eval.lm import LocalLM
+    from scratchllm.utils.device import resolve_device
+
+    run = scratchllm.load(args.run, step=getattr(args, "step", None), device=str(resolve_device(args.device)))
+    return run, LocalLM(run, batch_size=getattr(args, "batch_size", 16))
+
+
+def _check_model_args(args) -> None:
+    if bool(args.run) == bool(args.endpoint):
+        raise UserError("pass either --run RUN_DIR or --endpoint URL --model NAME (exactly one of them)")
+    if args.endpoint and not args.model:
+        raise UserError("--endpoint needs --model NAME (the name the server knows the model by)")
+
+
 def cmd_eval(args) -> int:
     from scratchllm.eval.harness import evaluate_task
     from scratchllm.eval.report import write_results
@@ -87,10 +122,7 @@ def cmd_eval(args) -> int:
 
     if not args.tasks or not args.out:
         raise UserError("scratchllm eval needs --tasks LIST and --out DIR (or use `scratchllm eval judge`)")
-    if bool(args.run) == bool(args.endpoint):
-        raise UserError("pass either --run RUN_DIR or --endpoint URL --model NAME (exactly one of them)")
-    if args.endpoint and not args.model:
-        raise UserError("--endpoint needs --model NAME (the name the server knows the model by)")
+    _check_model_args(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     if args.shots < 0:
@@ -100,17 +132,7 @@ def cmd_eval(args) -> int:
         raise UserError("--tasks is empty; name at least one task, e.g. --tasks wikitext2,hellaswag")
     tasks = [load_task(s, args.data_dir, args.shots, args.limit) for s in specs]   # every file checked first
 
-    if args.endpoint:
-        from scratchllm.eval.endpoint import EndpointLM
-
-        run, lm = None, EndpointLM(args.endpoint, args.model)
-    else:
-        import scratchllm
-        from scratchllm.eval.lm import LocalLM
-        from scratchllm.utils.device import resolve_device
-
-        run = scratchllm.load(args.run, step=args.step, device=str(resolve_device(args.device)))
-        lm = LocalLM(run, batch_size=args.batch_size)
+    run, lm = _open_model(args)
     results = {"model": lm.name, "step": run.step if run else None, "tasks": {}}
     for task in tasks:
         entry = evaluate_task(lm, task, samples=args.samples)
@@ -130,4 +152,22 @@ def cmd_judge(args) -> int:
     summary = judge_files(Judge(args.endpoint, args.model), args.answers, args.against, args.out)
     shown = {k: v for k, v in summary.items() if k not in ("answers", "against")}
     print(f"{shown}\nwrote {args.out}/judgments.jsonl and summary.json")
+    return 0
+
+
+def cmd_redteam(args) -> int:
+    from scratchllm.eval.judge import Judge
+    from scratchllm.eval.redteam import default_suite, read_suite, run_redteam, write_redteam
+
+    _check_model_args(args)
+    if args.only_suite and not args.suite:
+        raise UserError("--only-suite needs at least one --suite FILE")
+    suite = read_suite(([] if args.only_suite else [default_suite()]) + args.suite)
+    judge = Judge(args.judge_endpoint, args.judge_model) if args.judge_endpoint else None
+    _, lm = _open_model(args)
+    result = run_redteam(lm, suite, judge, args.max_new_tokens)
+    out = write_redteam(args.out, result, lm.name)
+    for cat, v in result["categories"].items():
+        print(f"{cat}: safe rate {v['safe_rate']:.2f} over {v['n']} prompts")
+    print(f"wrote {out / 'redteam.json'} and {out / 'report.md'}")
     return 0

@@ -105,7 +105,7 @@ class Judge:
         except (KeyError, IndexError, TypeError):
             return ""
 
-    def _ask(self, system: str, user: str, parse: Callable[[str], Any]) -> tuple[Any, str]:
+    def ask(self, system: str, user: str, parse: Callable[[str], Any]) -> tuple[Any, str]:
         text = ""
         for _ in range(max(1, self.attempts)):
             text = self._chat(system, user)
@@ -115,12 +115,12 @@ class Judge:
         return None, text
 
     def grade(self, question: str, answer: str) -> dict[str, Any]:
-        score, text = self._ask(SINGLE_SYSTEM, SINGLE_USER.format(question=question, answer=answer), parse_score)
+        score, text = self.ask(SINGLE_SYSTEM, SINGLE_USER.format(question=question, answer=answer), parse_score)
         return {"question": question, "score": score, "judgement": text}
 
     def compare(self, question: str, first: str, second: str) -> dict[str, Any]:
-        v1, t1 = self._ask(PAIR_SYSTEM, PAIR_USER.format(question=question, a=first, b=second), parse_verdict)
-        v2, t2 = self._ask(PAIR_SYSTEM, PAIR_USER.format(question=question, a=second, b=first), parse_verdict)
+        v1, t1 = self.ask(PAIR_SYSTEM, PAIR_USER.format(question=question, a=first, b=second), parse_verdict)
+        v2, t2 = self.ask(PAIR_SYSTEM, PAIR_USER.format(question=question, a=second, b=first), parse_verdict)
         return {"question": question, "order1": v1, "order2": v2, "winner": combine(v1, v2),
                 "consistent": v1 is not None and v2 == _mirror(v1),
                 "judgements": [t1, t2]}
