@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["", ".endpoint", ".judge", ".redteam", ".scoring", ".metrics", ".answers", ".code_exec", ".harness", ".report", ".lm",
+MODULES = ["", ".endpoint", ".judge", ".redteam", ".contamination", ".scoring", ".metrics", ".answers", ".code_exec", ".harness", ".report", ".lm",
            ".tasks", ".tasks.base", ".tasks.multiple_choice", ".tasks.text", ".tasks.generative"]
 
 

@@ -5,6 +5,7 @@
     scratchllm eval --run runs/speedrun --tasks mmlu --shots 5 --data-dir ../shared/data/eval --out evals/mmlu5
     scratchllm eval --run runs/speedrun --tasks my_quiz.jsonl,notes.txt --out evals/mine
     scratchllm eval --endpoint http://127.0.0.1:8000 --model gpt2 --tasks gsm8k --data-dir DIR --out evals/server
+    scratchllm eval contamination --tasks lambada,piqa --data-dir DIR --corpus data/train.jsonl --out contam
     scratchllm eval judge --answers ours.jsonl --against theirs.jsonl --endpoint http://127.0.0.1:8000 --out judged
 
 Writes OUT/results.json (per task: metrics, standard errors, n, shots, the task file's SHA-256)
@@ -46,6 +47,16 @@ def register(subparsers) -> None:
     j.add_argument("--model", default="judge", help="the judge model's name on that server")
     j.add_argument("--out", required=True, help="directory for judgments.jsonl and summary.json")
     j.set_defaults(func=cmd_judge)
+
+    c = sub.add_parser("contamination", help="13-gram overlap of each task with a training corpus (GPT-3's check)")
+    c.add_argument("--tasks", required=True, help="comma-separated tasks, as for scratchllm eval")
+    c.add_argument("--data-dir", default=None, help="directory holding the built-in tasks' files")
+    c.add_argument("--limit", type=int, default=None, help="first N items of each task")
+    c.add_argument("--corpus", action="append", required=True,
+                   help="training text (.txt, .jsonl, directory, compressed) or a token directory (repeatable)")
+    c.add_argument("--ngram", type=int, default=13, help="words per n-gram (default 13)")
+    c.add_argument("--out", required=True, help="directory for contamination.json and report.md")
+    c.set_defaults(func=cmd_contamination)
 
     r = subparsers.add_parser("redteam", help="adversarial prompts by category: refusal and leak rates, examples")
     r.add_argument("--run", help="run directory to probe")
@@ -170,4 +181,22 @@ def cmd_redteam(args) -> int:
     for cat, v in result["categories"].items():
         print(f"{cat}: safe rate {v['safe_rate']:.2f} over {v['n']} prompts")
     print(f"wrote {out / 'redteam.json'} and {out / 'report.md'}")
+    return 0
+
+
+def cmd_contamination(args) -> int:
+    from scratchllm.eval.contamination import check, corpus_texts, write_contamination
+    from scratchllm.eval.tasks import load_task
+
+    if args.ngram < 1:
+        raise UserError(f"--ngram {args.ngram} must be at least 1")
+    for path in args.corpus:
+        if not Path(path).exists():
+            raise UserError(f"corpus '{path}' does not exist; pass training text or a token directory with --corpus")
+    tasks = [load_task(s.strip(), args.data_dir, 0, args.limit) for s in args.tasks.split(",") if s.strip()]
+    result = check(tasks, corpus_texts(args.corpus), args.ngram)
+    out = write_contamination(args.out, result, args.corpus, args.ngram)
+    for name, entry in result.items():
+        print(f"{name}: {entry['dirty']}/{entry['n']} items share a {args.ngram}-gram with the corpus")
+    print(f"wrote {out / 'contamination.json'}")
     return 0
