@@ -87,6 +87,7 @@ def main() -> int:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--mmlu-limit", type=int, default=2, help="items per MMLU subject")
+    p.add_argument("--wikitext-limit", type=int, default=3, help="WikiText-2 articles (each thousands of tokens)")
     p.add_argument("--batch-size", type=int, default=16)
     args = p.parse_args()
     import lm_eval
@@ -102,7 +103,7 @@ def main() -> int:
     tasks_dir.mkdir()
     rows = []
     for name in LL_TASKS + GEN_TASKS:
-        limit = args.mmlu_limit if name == "mmlu" else args.limit
+        limit = {"mmlu": args.mmlu_limit, "wikitext2": args.wikitext_limit}.get(name, args.limit)
         task = load_task(name, args.data_dir, 0, limit)
         ours = evaluate_task(lm, task, progress=False)
         theirs, their_s = {}, None

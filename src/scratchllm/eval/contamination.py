@@ -31,6 +31,7 @@ from scratchllm.data.shards import list_shards, read_shard
 from scratchllm.data.sources import read_texts
 from scratchllm.data.textstats import ngram_hashes, words
 from scratchllm.eval.tasks.base import GenItem, MCItem, PairItem, Task, TextItem
+from scratchllm.tokenizer import load_tokenizer
 from scratchllm.utils.atomic import atomic_directory
 
 NGRAM = 13
@@ -58,8 +59,6 @@ def _item_ngrams(text: str, n: int) -> tuple[int, np.ndarray]:
 
 
 def token_dir_texts(token_dir: str | Path) -> Iterator[str]:
-    from scratchllm.tokenizer import load_tokenizer   # only token-directory corpora need a tokenizer
-
     tok = load_tokenizer(Path(token_dir) / "tokenizer.json")
     for split in ("train", "val"):
         for path in list_shards(token_dir, split):

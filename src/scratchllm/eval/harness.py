@@ -86,7 +86,7 @@ def score_lambada(lm, items, progress: Progress = None):
     return metrics, stderr
 
 
-def score_generative(lm, task: Task, progress: Progress = None, **_):
+def score_generative(lm, task: Task, progress: Progress = None):
     outs = lm.generate([it.prompt for it in task.items], task.stop, task.max_new_tokens, 0.0, progress=progress)
     per_item: dict[str, list[float]] = defaultdict(list)
     for it, out in zip(task.items, outs):
