@@ -17,7 +17,7 @@ from eval_helpers import make_run, mc_rows, write_jsonl
 from scratchllm import load
 from scratchllm.cli import main
 from scratchllm.eval.lm import LocalLM
-from scratchllm.eval.scoring import rolling_windows
+from scratchllm.eval.scoring import rolling_windows, score
 from scratchllm.train.checkpoint import save_run_weights
 
 
@@ -103,6 +103,16 @@ def test_rolling_windows_predict_every_token_once_within_the_context():
         windows = list(rolling_windows(list(range(n)), prefix=-1, max_len=8))
         assert [t for _, cont in windows for t in cont] == list(range(n))
         assert all(len(ctx) + len(cont) - 1 <= 8 for ctx, cont in windows)
+
+
+def test_continuation_longer_than_the_context_is_scored_on_its_last_tokens(run):
+    lm = LocalLM(load(run))
+    long = list(range(1, 200))   # 199 ids > block_size 128
+    (ll, _), = score(lm.model, [([5], long)])
+    with torch.no_grad():
+        logp = F.log_softmax(lm.model(torch.tensor([long[-129:-1]])), -1)[0]
+    want = logp.gather(-1, torch.tensor(long[-128:])[:, None]).sum().item()
+    assert ll == pytest.approx(want, abs=1e-4)
 
 
 @pytest.mark.parametrize("args,words", [

@@ -59,8 +59,10 @@ def score(model: torch.nn.Module, requests: Sequence[Request], batch_size: int =
             batch[row, :len(x)] = torch.tensor(x)
         logprobs = F.log_softmax(model(batch.to(device)).float(), dim=-1).cpu()
         for row, i in enumerate(chunk):
-            cont = torch.tensor(list(requests[i][1]), dtype=torch.long)
             n = len(inputs[row])
+            # subtle: a continuation longer than the window is scored on its last n tokens (lm-eval
+            # refuses such a request); the window's n positions predict exactly those
+            cont = torch.tensor(list(requests[i][1])[-n:], dtype=torch.long)
             lp = logprobs[row, n - len(cont):n]              # the positions that predict the continuation
             ll = lp.gather(-1, cont[:, None]).sum().item()
             out[i] = (ll, bool((lp.argmax(-1) == cont).all()))
