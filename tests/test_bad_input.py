@@ -106,6 +106,12 @@ CASES = [
     (["quantize", "--run", "{run}", "--bits", "3", "--out", "q"], "bits"),
     (["quantize", "--run", "{run}", "--bits", "4", "--method", "gptq", "--out", "q"], "--calib"),
     (["export", "gguf", "missing", "--out", "x.gguf"], "does not exist"),
+    # evaluation
+    (["eval", "--run", "{run}", "--tasks", "no_such_task", "--out", "e"], "no_such_task"),
+    (["eval", "judge", "--answers", "missing.jsonl", "--endpoint", "http://127.0.0.1:9", "--out", "j"],
+     "does not exist"),
+    (["eval", "contamination", "--tasks", "arc_easy", "--corpus", "missing.txt", "--out", "c"], "does not exist"),
+    (["redteam", "--run", "missing", "--out", "r"], "does not exist"),
     # scaling
     (["scaling", "sweep", "--flops", "1e13,x", "--sizes", "2", "--out", "out"], "comma-separated"),
     (["scaling", "sweep", "--flops", "1e3", "--sizes", "2", "--out", "out"], "raise --flops"),
@@ -121,8 +127,9 @@ _PROGRESS = re.compile(r"\[\d\d:\d\d")
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
+    if not subs or parser.get_default("func"):   # a command that also runs without a sub-command (eval)
         yield prefix
+    if not subs:
         return
     for name, sub in subs[0].choices.items():
         yield from _commands(sub, prefix + (name,))

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "scratchllm.inference.cli",
     "scratchllm.scaling.cli",
     "scratchllm.inference.quantize_cli",
+    "scratchllm.eval.cli",
 ]
 
 
