@@ -12,8 +12,7 @@ from scratchllm.inference.engine import generate_text
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer.bpe import Tokenizer
-
-checkpoint = pytest.importorskip("scratchllm.train.checkpoint")
+from scratchllm.train import checkpoint
 
 
 @pytest.fixture
