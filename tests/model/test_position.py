@@ -1,5 +1,7 @@
 """RoPE and the other position encodings."""
 
+import math
+
 import pytest
 import torch
 
@@ -49,7 +51,22 @@ def test_rope_frequencies_match_transformers(scaling):
     assert torch.allclose(ours.double(), theirs.double(), rtol=1e-5)
 
 
-def test_sinusoidal_table():
-    table = sinusoidal_table(50, 16)
-    assert torch.allclose(table[0, 0::2], torch.zeros(8)) and torch.allclose(table[0, 1::2], torch.ones(8))
-    assert table[7, 0].item() == pytest.approx(torch.sin(torch.tensor(7.0)).item())
+@pytest.mark.parametrize("max_len, dim", [(50, 16), (300, 64)])
+def test_sinusoidal_table_is_the_published_formula(max_len, dim):
+    # Vaswani et al. 2017, section 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(same).
+    oracle = torch.tensor([[math.sin(pos / 10000 ** (2 * (j // 2) / dim)) if j % 2 == 0
+                            else math.cos(pos / 10000 ** (2 * (j // 2) / dim)) for j in range(dim)]
+                           for pos in range(max_len)])
+    table = sinusoidal_table(max_len, dim)
+    assert table.shape == (max_len, dim) and table.dtype == torch.float32
+    # fp32 angles up to 300 rad carry ~2e-5 of rounding; a wrong base or pairing is off by O(1).
+    assert torch.allclose(table, oracle, atol=1e-4, rtol=0)
+
+
+def test_apply_rope_matches_transformers_rotation():
+    modeling = pytest.importorskip("transformers.models.llama.modeling_llama")
+    cos, sin = rope_tables(head_dim=16, max_len=12, theta=500.0)
+    q, k = torch.randn(2, 4, 12, 16), torch.randn(2, 2, 12, 16)
+    hf_q, hf_k = modeling.apply_rotary_pos_emb(q, k, cos[None], sin[None])
+    assert torch.allclose(apply_rope(q, cos, sin), hf_q, atol=1e-6)
+    assert torch.allclose(apply_rope(k, cos, sin), hf_k, atol=1e-6)
