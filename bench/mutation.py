@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    survived: {name}")
             if args.show:
                 print("      " + r["diffs"][name].strip().replace("\n", "\n      "))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        if args.json:   # after each module, so a run cut short keeps what it finished
+            Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
