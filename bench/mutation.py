@@ -46,7 +46,7 @@ PACKAGE = Path("src/scratchllm")
 TESTS = {
     "model/": ["tests/model"],
     "model/flops.py": ["tests/model/test_flops.py", "tests/model/test_transformer.py"],
-    "model/position.py": ["tests/model/test_position.py", "tests/model/test_transformer.py"],
+    "model/position.py": ["tests/model/test_position.py"],
     "train/loop.py": ["tests/train/test_train_loop.py", "tests/train/test_train_optim.py"],
     "train/optim.py": ["tests/train/test_train_optim.py"],
     "train/schedule.py": ["tests/train/test_train_schedule.py"],
