@@ -131,3 +131,20 @@ def test_character_tokenizer_cannot_be_exported(tmp_path):
     run, _ = make_run(tmp_path, ModelConfig(**SMALL), CharTokenizer.from_text("hello world"))
     with pytest.raises(UserError, match="character-level tokenizer"):
         export_hf(run, tmp_path / "hf")
+
+
+def test_export_refuses_a_non_empty_out_and_leaves_it_alone(tmp_path, cli_main, capsys):
+    run, _ = make_run(tmp_path, OURS[next(iter(OURS))][0])
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert cli_main(["export", "hf", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out '{out}' already exists and is not empty; choose a new directory or delete it"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("x")                       # a file in the way is refused the same way
+    assert cli_main(["export", "hf", str(run), "--out", str(tmp_path / "file")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()                                             # an empty directory is fine
+    assert cli_main(["export", "hf", str(run), "--out", str(empty)]) == 0
+    assert (empty / "config.json").is_file()

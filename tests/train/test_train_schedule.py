@@ -61,3 +61,10 @@ def test_wsd_with_a_one_step_decay_window_holds_the_peak_past_the_end():
     # decay_start = 10 - round(0.1 * 10) = 9 = the last step: nothing is left to decay over.
     cfg = TrainConfig(max_steps=10, warmup_steps=2, max_lr=1.0, min_lr=0.1, schedule="wsd", decay_frac=0.1)
     assert [lr_at(s, cfg) for s in (2, 9, 12)] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
+def test_no_room_after_warmup_holds_the_peak(schedule):
+    # max_steps = warmup_steps + 1: the last step is the first after warmup; there is nothing to decay over.
+    cfg = TrainConfig(max_steps=11, warmup_steps=10, max_lr=1.0, min_lr=0.1, schedule=schedule)
+    assert lr_at(10, cfg) == 1.0
