@@ -115,3 +115,22 @@ def test_chat_answers_each_line_and_survives_errors(run_dir, capsys, monkeypatch
     for prompt in ("Hi", "Ho"):
         assert prompt + naive_greedy(model, tokenizer, prompt, 5) in captured.out
     assert "block_size=64" in captured.err
+
+
+def test_special_token_text_in_a_prompt_is_that_token(run_dir, capsys):
+    # "<|endoftext|>" typed in a prompt means the document boundary (id 256), not its 13 characters.
+    path, model, tokenizer = run_dir
+    out = _generate(capsys, "--run", str(path), "--prompt", "ab<|endoftext|>c", "--temperature", "0", "--no-echo")
+
+    @torch.no_grad()
+    def continuation(ids):
+        new = []
+        for _ in range(12):
+            token = int(model(torch.tensor([ids + new]))[0, -1, :257].argmax())
+            if token == 256:
+                break
+            new.append(token)
+        return tokenizer.decode(new)
+
+    assert out == continuation([97, 98, 256, 99]) + "\n"
+    assert continuation([97, 98, 256, 99]) != continuation(list(b"ab<|endoftext|>c"))
