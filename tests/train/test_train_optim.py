@@ -82,3 +82,12 @@ def test_loop_steps_equal_hand_driven_adamw_with_clipping(token_dir, tmp_path, c
         assert torch.allclose(a, b, atol=2e-6, rtol=0), name
     logged = [json.loads(line)["grad_norm"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == pytest.approx(norms, rel=1e-5)   # the norm before clipping
+
+
+def test_fused_kernel_only_on_cuda():
+    # The fused AdamW kernel (one launch for all parameters) is chosen for CUDA; torch >= 2.4 also
+    # builds it for CPU tensors, which lets this be checked on a machine without a GPU.
+    net = torch.nn.Linear(3, 3)
+    assert make_optimizer(net, TrainConfig(), "cuda").defaults["fused"] is True
+    assert not make_optimizer(net, TrainConfig(), "cpu").defaults["fused"]
+    assert not make_optimizer(net, TrainConfig()).defaults["fused"]
