@@ -45,6 +45,9 @@ PACKAGE = Path("src/scratchllm")
 # that really call the module: every extra file multiplies the run time by the number of mutants.
 TESTS = {
     "model/": ["tests/model"],
+    "model/layers.py": ["tests/model/test_layers.py", "tests/model/test_transformer.py"],
+    "model/config.py": ["tests/model/test_config.py", "tests/model/test_transformer.py"],
+    "model/attention.py": ["tests/model/test_attention.py", "tests/model/test_transformer.py"],
     "model/flops.py": ["tests/model/test_flops.py", "tests/model/test_transformer.py"],
     "model/position.py": ["tests/model/test_position.py"],
     "train/loop.py": ["tests/train/test_train_loop.py", "tests/train/test_train_optim.py"],

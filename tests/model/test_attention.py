@@ -55,3 +55,23 @@ def test_causal_future_tokens_never_change_past_logits(style, request):
         a, b = (a[0], b[0]) if attention else (a, b)
         assert torch.equal(a[:, :12], b[:, :12])
         assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+@pytest.mark.parametrize("kind", HEADS)
+@pytest.mark.parametrize("start", [0, 3])
+def test_both_paths_equal_a_loop_over_heads_and_positions(kind, start):
+    # The oracle, one query at a time: query head h reads kv head h // (H / Hkv) (GQA groups are
+    # contiguous, as in Llama's repeat_kv), sees keys 0..start+i, scores scaled by 1/sqrt(hd).
+    q = torch.randn(1, 4, 5, 8, dtype=torch.float64)
+    k = torch.randn(1, HEADS[kind], start + 5, 8, dtype=torch.float64)
+    v = torch.randn(1, HEADS[kind], start + 5, 8, dtype=torch.float64)
+    group = 4 // HEADS[kind]
+    expected = torch.zeros_like(q)
+    for h in range(4):
+        for i in range(5):
+            keys, values = k[0, h // group, : start + i + 1], v[0, h // group, : start + i + 1]
+            w = torch.softmax(keys @ q[0, h, i] / 8 ** 0.5, dim=0)
+            expected[0, h, i] = w @ values
+    ref, _ = reference_attention(q, k, v, start)
+    assert torch.allclose(ref, expected, atol=1e-6)     # its softmax runs in fp32 by design
+    assert torch.allclose(sdpa_attention(q, k, v, start), expected, atol=1e-10)
