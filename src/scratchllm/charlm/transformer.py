@@ -114,7 +114,7 @@ def train_transformer(charlm: CharLMConfig, overrides: list[str], out_dir: str |
     result = train(model, cfg, batches, out, val_batches=val, tokens_per_byte=tpb, quiet=quiet)
     # The loop's val figure is a fixed sample; the final one scores every val token (and as many train ones).
     device = next(model.parameters()).device
-    score = lambda b: evaluate(model, b, next_token_loss, device, cfg.train.dtype)  # noqa: E731
+    score = lambda b: evaluate(model, b, next_token_loss, device, cfg.train.dtype)["loss"]  # noqa: E731
     val_all = full_split_batches(tokens, "val", T, B)
     n_windows = sum(len(x) for x, _ in val_all)
     train_some = window_batches(val_windows(tokens, T, n_windows, split="train"), B)

@@ -38,13 +38,17 @@ def causal_mask(n_query: int, n_key: int, start: int, device=None) -> torch.Tens
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
-                   dropout_p: float = 0.0) -> torch.Tensor:
-    """Causal attention through the fused kernel. q [B,H,T,hd]; k, v [B,Hkv,S,hd], S = start+T."""
+                   dropout_p: float = 0.0, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal attention through the fused kernel. q [B,H,T,hd]; k, v [B,Hkv,S,hd], S = start+T.
+
+    `mask` (bool, True = may attend, broadcastable to [B,H,T,S]) replaces the causal triangle:
+    the model builds it when rows differ (padding, packed documents, a ragged KV cache).
+    """
     n_query, n_key = q.shape[2], k.shape[2]
-    mask, is_causal = None, False
-    if start == 0 and n_query == n_key:
+    is_causal = False
+    if mask is None and start == 0 and n_query == n_key:
         is_causal = True          # training and prefill: the kernel builds the triangle itself
-    elif n_query > 1:
+    elif mask is None and n_query > 1:
         # subtle: is_causal aligns the triangle top-left, which is wrong once a cache offsets the
         # queries; chunked prefill after a cache needs the explicit mask. One query sees all keys.
         mask = causal_mask(n_query, n_key, start, q.device)
@@ -59,13 +63,18 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
-                        dropout: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(Q Kᵀ / √d + causal mask) V, written out. Returns (output, weights [B,H,T,S])."""
+                        dropout: nn.Module | None = None,
+                        mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q Kᵀ / √d + mask) V, written out. Returns (output, weights [B,H,T,S]).
+
+    The mask is the causal triangle offset by `start`, unless an explicit bool `mask` is given.
+    """
     group = q.shape[1] // k.shape[1]
     k = k.repeat_interleave(group, dim=1)          # one copy of each kv head per query head it serves
     v = v.repeat_interleave(group, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    mask = causal_mask(q.shape[2], k.shape[2], start, q.device)
+    if mask is None:
+        mask = causal_mask(q.shape[2], k.shape[2], start, q.device)
     scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
     out = (dropout(weights) if dropout is not None else weights) @ v
@@ -96,8 +105,11 @@ class Attention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: KVCache | None = None, need_weights: bool = False):
-        """x [B,T,d] → (y [B,T,d], weights [B,H,T,S] or None). With a cache, T new tokens follow it."""
+                cache: KVCache | None = None, need_weights: bool = False, mask: torch.Tensor | None = None):
+        """x [B,T,d] → (y [B,T,d], weights [B,H,T,S] or None). With a cache, T new tokens follow it.
+
+        `mask` (bool [B,1,T,S]) comes from the model when rows differ; None means plain causal.
+        """
         B, T, _ = x.shape
         q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # [B, H, T, hd]
         k = self.k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
@@ -108,13 +120,13 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         start = 0
         if cache is not None:
-            start = cache.pos
+            start = cache.pos if cache.uniform else 0   # a ragged cache always comes with a mask
             k, v = cache.update(self.layer, k, v)
             k, v = k.to(q.dtype), v.to(q.dtype)   # a cache kept in fp32 under bf16 autocast
         weights = None
         if need_weights:
-            y, weights = reference_attention(q, k, v, start, self.attn_dropout)
+            y, weights = reference_attention(q, k, v, start, self.attn_dropout, mask)
         else:
-            y = sdpa_attention(q, k, v, start, self.attn_dropout.p if self.training else 0.0)
+            y = sdpa_attention(q, k, v, start, self.attn_dropout.p if self.training else 0.0, mask)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
         return self.resid_dropout(self.o(y)), weights

@@ -19,6 +19,9 @@ torch.Size([2, 10, 100])
 >>> logits, attn = model(idx, return_attention=True)
 >>> len(attn), attn[0].shape
 (2, torch.Size([2, 4, 10, 10]))
+>>> logits, hidden = model(idx, return_hidden=True)      # embeddings + one stream per block
+>>> len(hidden), hidden[-1].shape
+(3, torch.Size([2, 10, 32]))
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ class Block(nn.Module):
         self.mlp_norm = make_norm(cfg, cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, rope=None, cache=None, need_weights=False):
-        a, weights = self.attn(self.attn_norm(x), rope, cache, need_weights)
+    def forward(self, x, rope=None, cache=None, need_weights=False, mask=None):
+        a, weights = self.attn(self.attn_norm(x), rope, cache, need_weights, mask)
         x = x + a
         x = x + self.mlp(self.mlp_norm(x))
         return x, weights
@@ -99,44 +102,97 @@ class Transformer(nn.Module):
             if name.endswith(("attn.o.weight", "mlp.down.weight")):
                 nn.init.normal_(p, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, return_attention: bool = False):
-        """idx [B, T] → logits [B, T, vocab] (or (logits, weights per layer) with return_attention).
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, *,
+                positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
+                return_hidden: bool = False, return_attention: bool = False):
+        """idx [B, T] → logits [B, T, vocab]; with extras, a tuple (logits, hidden?, attention?).
 
-        With `kv_cache`, the T tokens continue the cached sequence: positions start at
-        `kv_cache.pos`, their keys/values are appended and the counter advances by T.
+        - `kv_cache`: the T tokens continue each row's cached sequence (their keys/values are
+          appended and the cache advances by T); positions then start at each row's length.
+        - `positions` [B, T]: each token's position (RoPE angle or learned/sinusoidal row), for
+          left-padded rows or packed documents whose positions restart. The caller keeps them
+          below block_size.
+        - `attn_mask` (bool, True = may attend): [B, S] over the keys (padding) or [B, T, S] (e.g.
+          block-diagonal for packed documents), S = keys attended (cached + new). It narrows the
+          causal mask; it never widens it, and a token always sees itself.
+        - `return_hidden`: the n_layer+1 residual streams [B, T, d] (embeddings, then after each
+          block, before the final norm): logit lens, reward and value heads.
+        - `return_attention`: each layer's attention weights [B, H, T, S] (the reference path).
         """
         B, T = idx.shape
-        start = kv_cache.pos if kv_cache is not None else 0
-        if start + T > self.config.block_size:
+        cfg = self.config
+        ragged = kv_cache is not None and not kv_cache.uniform
+        start = kv_cache.pos if kv_cache is not None and not ragged else 0
+        if positions is None and not ragged and start + T > cfg.block_size:
             raise UserError(f"the input has {start + T} tokens but the model's context is "
-                            f"model.block_size={self.config.block_size}; shorten the prompt (or keep "
+                            f"model.block_size={cfg.block_size}; shorten the prompt (or keep "
                             f"only its last tokens) or use a model with a larger block_size")
         if kv_cache is not None:
             kv_cache.check_room(T)
+        if positions is None and ragged:
+            positions = kv_cache.write_index(T)[1]              # row b continues at lengths[b]
+        mask = self._attention_mask(T, start, kv_cache, positions if ragged else None, attn_mask)
         x = self.tok_emb(idx)
-        if self.config.position == "learned":
-            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
-        elif self.config.position == "sinusoidal":
-            x = x + self.pos_table[start:start + T]
-        rope = None
-        if self.config.position == "rope":
-            rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
+        if self.config.position in ("learned", "sinusoidal"):
+            x = x + self._position_embedding(positions, start, T, idx.device)
         x = self.drop(x)
-        weights = []
+        rope = self._rope(positions, start, T)
+        hidden, weights = [x], []
         recompute = self.gradient_checkpointing and self.training and kv_cache is None and not return_attention
         for block in self.blocks:
             if recompute:
-                x, _ = checkpoint(block, x, rope, use_reentrant=False)
+                x, _ = checkpoint(block, x, rope, None, False, mask, use_reentrant=False)
             else:
-                x, w = block(x, rope, kv_cache, return_attention)
+                x, w = block(x, rope, kv_cache, return_attention, mask)
                 weights.append(w)
+            hidden.append(x)
         if kv_cache is not None:
             kv_cache.advance(T)
         logits = self.lm_head(self.norm_f(x))
-        if self.config.logit_softcap:
-            cap = self.config.logit_softcap
+        if cfg.logit_softcap:
+            cap = cfg.logit_softcap
             logits = cap * torch.tanh(logits / cap)   # bounded logits, smooth near zero
-        return (logits, weights) if return_attention else logits
+        extras = ([hidden] if return_hidden else []) + ([weights] if return_attention else [])
+        return (logits, *extras) if extras else logits
+
+    def _position_embedding(self, positions, start: int, T: int, device) -> torch.Tensor:
+        """Learned or sinusoidal rows [T, d] or [B, T, d] for the tokens' positions."""
+        if positions is None:
+            positions = torch.arange(start, start + T, device=device)
+        return self.pos_emb(positions) if self.config.position == "learned" else self.pos_table[positions]
+
+    def _rope(self, positions, start: int, T: int):
+        """cos/sin for the tokens' positions: [T, hd] when rows agree, [B, 1, T, hd] per row."""
+        if self.config.position != "rope":
+            return None
+        if positions is None:
+            return self.rope_cos[start:start + T], self.rope_sin[start:start + T]
+        return self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
+
+    @staticmethod
+    def _attention_mask(T: int, start: int, kv_cache, query_slots, attn_mask):
+        """None for plain causal attention (the fused kernel's fast path), else bool [B, 1, T, S].
+
+        Keys are cache slots 0..S-1. Query i may see slot j if j is at or before its own slot (causal)
+        and `attn_mask` allows it; its own slot is always allowed, so a padding row never softmaxes
+        over nothing (which gives NaN, and NaN leaks through the next matmul even at weight 0).
+        """
+        if query_slots is None and attn_mask is None:
+            return None
+        if query_slots is None:                                   # uniform: query i sits at start+i
+            device = attn_mask.device
+            query_slots = torch.arange(start, start + T, device=device)[None, :]
+            n_key = start + T
+        else:
+            device = query_slots.device
+            n_key = kv_cache.max_len
+        keys = torch.arange(n_key, device=device)
+        mask = keys[None, None, :] <= query_slots[:, :, None]      # [B or 1, T, S]
+        if attn_mask is not None:
+            allowed = attn_mask.to(torch.bool)
+            mask = mask & (allowed[:, None, :] if allowed.dim() == 2 else allowed)
+        mask = mask | (keys[None, None, :] == query_slots[:, :, None])
+        return mask[:, None]
 
     def make_kv_cache(self, batch_size: int = 1, max_len: int | None = None,
                       device=None, dtype: torch.dtype | None = None) -> KVCache:

@@ -4,8 +4,12 @@
 
 - `batches`: an iterator of batches (any nesting of tensors); if it has `state_dict()` /
   `load_state_dict()` (like `TokenLoader`) its position is checkpointed for exact resume.
-- `loss_fn(model, batch) -> scalar`: the mean loss of one micro-batch. The default is
-  next-token cross-entropy on `(inputs, targets)`; targets equal to -100 are ignored (masks).
+- `loss_fn(model, batch) -> loss` or `(loss, metrics)`: the mean loss of one micro-batch, and
+  optionally a dict of extra scalars (DPO's reward margins, a reward model's accuracy) that the
+  loop averages over the accumulation and logs next to the loss (`val_<name>` on validation).
+  The default is next-token cross-entropy on `(inputs, targets)`; targets equal to -100 are
+  ignored (masks), and they do not count as tokens for tokens/s or the validation weighting.
+  A loss function whose batch has no targets reports its own count as `metrics["tokens"]`.
 - `val_batches`: a fixed list of batches, scored every `eval_every` steps and at the end, so
   every validation of a run (and of runs on the same data) sees the same tokens.
 
@@ -13,7 +17,8 @@ One optimizer step = `grad_accum` micro-batches whose losses are each divided by
 `grad_accum` before backward, so the summed gradient is the gradient of the mean loss
 over all of them: k micro-batches of b rows give the same update as one batch of k·b rows.
 On CUDA the forward runs under bf16 autocast (weights and optimizer stay fp32); then the
-gradient norm is clipped, the learning rate set from the schedule, and AdamW steps.
+gradient norm is clipped, the learning rate set from the schedule (times a parameter group's
+`lr_mult`, for Muon or LoRA's separate rates), and the optimizer steps.
 
 >>> from scratchllm.train.config import RunConfig          # doctest: +SKIP
 >>> train(model, RunConfig(), TokenLoader(...), "runs/x")  # doctest: +SKIP
@@ -36,6 +41,7 @@ from tqdm import tqdm
 
 from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
+from scratchllm.model.flops import mfu
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.optim import make_optimizer
 from scratchllm.train.schedule import lr_at
@@ -69,46 +75,86 @@ def to_device(batch, device: torch.device):
     return batch
 
 
-def batch_tokens(batch) -> int:
-    """Tokens in a batch: the size of its first tensor (the inputs)."""
+def _targets(batch):
+    """The tensor of targets in a batch: `(inputs, targets, ...)` or a dict's "targets"/"labels"."""
+    if isinstance(batch, (list, tuple)) and len(batch) >= 2 and isinstance(batch[1], torch.Tensor):
+        return batch[1]
+    if isinstance(batch, dict):
+        return batch.get("targets", batch.get("labels"))
+    return None
+
+
+def batch_tokens(batch) -> torch.Tensor | int:
+    """Tokens that count in a batch: targets other than -100 (padding and masked prompts don't),
+    else the size of its first tensor. A tensor (no host sync) when counted from targets."""
+    targets = _targets(batch)
+    if isinstance(targets, torch.Tensor):
+        return (targets != -100).sum()
     if isinstance(batch, torch.Tensor):
         return batch.numel()
     items = batch.values() if isinstance(batch, dict) else batch
     return next(batch_tokens(b) for b in items if isinstance(b, (torch.Tensor, list, tuple, dict)))
 
 
+def split_loss(out) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A loss function's result as (loss, metrics): it may return the loss alone."""
+    if isinstance(out, tuple):
+        loss, metrics = out
+        return loss, dict(metrics)
+    return out, {}
+
+
+def _scalar(value) -> torch.Tensor | float:
+    return value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+
+
 def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn: Callable,
-                         device: torch.device, dtype: str = "auto") -> torch.Tensor:
+                         device: torch.device, dtype: str = "auto",
+                         report: dict[str, Any] | None = None) -> torch.Tensor:
     """Backward over micro-batches, each loss divided by their number; returns the mean loss (detached).
 
     The gradients summed in `.grad` are then those of the mean loss over all micro-batches:
     k micro-batches of b rows equal one batch of k·b rows (for equal-sized micro-batches).
+    If `report` is given it receives the mean of each metric the loss function returned and
+    "tokens", the count of tokens that counted, all still on the device (no host sync).
     """
     total = torch.zeros((), device=device)
+    metrics: dict[str, Any] = {}
+    tokens: Any = 0
     for batch in micro_batches:
         with autocast(device, dtype):
-            loss = loss_fn(model, batch) / len(micro_batches)
-        loss.backward()
-        total += loss.detach()
+            loss, extra = split_loss(loss_fn(model, batch))
+        (loss / len(micro_batches)).backward()
+        total += loss.detach() / len(micro_batches)
+        tokens = tokens + (extra.pop("tokens") if "tokens" in extra else batch_tokens(batch))
+        for name, value in extra.items():
+            metrics[name] = metrics.get(name, 0.0) + _scalar(value) / len(micro_batches)
+    if report is not None:
+        report.update(metrics, tokens=tokens)
     return total
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, val_batches: Iterable, loss_fn: Callable, device: torch.device,
-             dtype: str = "auto") -> float:
-    """Token-weighted mean loss over fixed validation batches (model in eval mode meanwhile)."""
+             dtype: str = "auto") -> dict[str, float]:
+    """Token-weighted mean loss (and metrics) over fixed validation batches, model in eval mode meanwhile.
+
+    Returns {"loss": ..., **metrics}; the loop logs them as val_loss, val_<metric>.
+    """
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    sums: dict[str, float] = {}
+    count = 0
     for batch in val_batches:
         batch = to_device(batch, device)
         with autocast(device, dtype):
-            loss = loss_fn(model, batch)
-        n = batch_tokens(batch)
-        total += loss.item() * n
+            loss, extra = split_loss(loss_fn(model, batch))
+        n = int(extra.pop("tokens") if "tokens" in extra else batch_tokens(batch))
+        for name, value in {"loss": loss, **extra}.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
         count += n
     model.train(was_training)
-    return total / max(count, 1)
+    return {name: total / max(count, 1) for name, total in sums.items()}
 
 
 @dataclass
@@ -143,7 +189,7 @@ class _StopOnSigint:
 
 
 class _Trainer:
-    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte):
+    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer=None):
         self.cfg, self.tc = cfg, cfg.train
         self.batches = batches
         self.val_batches = list(val_batches) if val_batches is not None else None
@@ -152,14 +198,18 @@ class _Trainer:
         self.device = resolve_device(self.tc.device)
         self.raw = ckpt.unwrap(model).to(self.device)
         self.raw.train()
+        # The module the step runs through. A distributed wrapper (DDP, FSDP: train/distributed.py)
+        # goes here; checkpoints always read `self.raw`, whose parameter names carry no prefix.
+        self.model = self.raw
         if self.tc.gradient_checkpointing:
             self.raw.gradient_checkpointing = True
-        self.optimizer = make_optimizer(self.raw, self.tc, self.device.type)
+        self.optimizer = optimizer or make_optimizer(self.raw, self.tc, self.device.type)
         # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
         # lm_head output instead of materializing fp32 logits.
         self.loss = torch.compile(loss_fn) if self.tc.compile else loss_fn
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = self.tokens = 0
+        self.unsynced_tokens: Any = 0   # counted on the device since the last read (no sync per step)
         self.seconds_before = 0.0  # training time of earlier segments of a resumed run
         self.started = time.perf_counter()
         self.lr = 0.0
@@ -178,7 +228,14 @@ class _Trainer:
         self.metrics.truncate_after(self.step)
         tqdm.write(f"resumed from {found.path} (step {self.step}, {self.tokens:,} tokens)")
 
+    def sync_tokens(self) -> int:
+        """Fold the device-side token count into `self.tokens` (one host sync)."""
+        self.tokens += int(self.unsynced_tokens)
+        self.unsynced_tokens = 0
+        return self.tokens
+
     def save(self) -> Path:
+        self.sync_tokens()
         state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
@@ -192,36 +249,37 @@ class _Trainer:
         """Fraction of the time budget used (0 without one)."""
         return self.seconds() / (60 * self.tc.max_minutes) if self.tc.max_minutes else 0.0
 
-    def train_step(self) -> tuple[torch.Tensor, float, int]:
-        """One optimizer step over grad_accum micro-batches: (mean loss, grad norm, tokens)."""
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, Any, dict]:
+        """One optimizer step over grad_accum micro-batches: (mean loss, grad norm, tokens, metrics)."""
         self.lr = lr_at(self.step, self.tc, self.time_frac())
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.lr * group.get("lr_mult", 1.0)
         micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
-        loss_sum = accumulate_gradients(self.raw, micro, self.loss, self.device, self.tc.dtype)
-        n_tokens = sum(batch_tokens(b) for b in micro)
+        metrics: dict[str, Any] = {}
+        loss = accumulate_gradients(self.model, micro, self.loss, self.device, self.tc.dtype, report=metrics)
+        n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self.tokens += n_tokens
-        return loss_sum, grad_norm, n_tokens
+        self.unsynced_tokens = self.unsynced_tokens + n_tokens
+        return loss, grad_norm, n_tokens, metrics
 
     def validate(self) -> dict[str, float]:
         if not self.val_batches:
             return {}
-        val_loss = evaluate(self.raw, self.val_batches, self.loss, self.device, self.tc.dtype)
-        out = {"val_loss": val_loss}
+        scores = evaluate(self.model, self.val_batches, self.loss, self.device, self.tc.dtype)
+        out = {f"val_{name}": value for name, value in scores.items()}
         if self.tokens_per_byte:
-            out["val_bpb"] = val_loss / math.log(2) * self.tokens_per_byte
+            out["val_bpb"] = out["val_loss"] / math.log(2) * self.tokens_per_byte
         return out
 
     def _rates(self, tokens: int, seconds: float, seq_len: int) -> dict[str, float]:
         tok_s = tokens / max(seconds, 1e-9)
         out = {"tokens_per_s": tok_s, "peak_mem_mb": peak_memory_mb(self.device)}
         if self.peak and hasattr(self.raw, "flops_per_token"):
-            out["mfu"] = self.raw.flops_per_token(seq_len) * tok_s / self.peak
+            out["mfu"] = mfu(self.raw.flops_per_token(seq_len), tok_s, self.peak)
         return out
 
     def run(self) -> TrainResult:
@@ -229,31 +287,20 @@ class _Trainer:
         self.started = time.perf_counter()
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
-        interval_loss, interval_steps, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
+        interval = _Interval()
         with _StopOnSigint() as stop:
             last = self.step >= tc.max_steps
             while not last and not stop.requested:
-                loss, grad_norm, n = self.train_step()
-                interval_loss, interval_steps, interval_tokens = interval_loss + loss, interval_steps + 1, interval_tokens + n
+                loss, grad_norm, n_tokens, metrics = self.train_step()
+                interval.add(loss, n_tokens, metrics)
                 bar.update(1)
                 last = self.step >= tc.max_steps or self.time_frac() >= 1
                 do_eval = last or (tc.eval_every and self.step % tc.eval_every == 0)
-                if self.step % tc.log_every and not do_eval and not last:
-                    continue
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - t0
-                record = {"step": self.step, "tokens": self.tokens, "loss": float(interval_loss) / interval_steps,
-                          "lr": self.lr, "grad_norm": float(grad_norm),
-                          **self._rates(interval_tokens, seconds, self.cfg.model.block_size)}
-                if do_eval:
-                    record.update(self.validate())
-                self.metrics.write(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
-                                **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
+                if not self.step % tc.log_every or do_eval or last:
+                    record = self.log(interval, grad_norm, do_eval, bar)
+                    interval = _Interval()
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
                     self.save()
-                interval_loss, interval_steps, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         bar.close()
         self.save()
         wall = time.perf_counter() - self.started
@@ -263,6 +310,44 @@ class _Trainer:
         elif self.step < tc.max_steps:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
         return TrainResult(self.step, self.tokens, wall, interrupted, record)
+
+    def log(self, interval: "_Interval", grad_norm: torch.Tensor, do_eval: bool, bar) -> dict[str, Any]:
+        """Write one metrics.jsonl line for the steps since the last one (the only host sync)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - interval.t0
+        tokens = int(interval.tokens)
+        record = {"step": self.step, "tokens": self.sync_tokens(), "loss": interval.mean_loss(),
+                  "lr": self.lr, "grad_norm": float(grad_norm), **interval.mean_metrics(),
+                  **self._rates(tokens, seconds, self.cfg.model.block_size)}
+        if do_eval:
+            record.update(self.validate())
+        self.metrics.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
+                        **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
+        return record
+
+
+class _Interval:
+    """Sums over the steps between two log lines, kept on the device until they are logged."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.steps, self.loss, self.tokens = 0, 0.0, 0
+        self.metrics: dict[str, Any] = {}
+
+    def add(self, loss, tokens, metrics: dict) -> None:
+        self.steps += 1
+        self.loss = self.loss + loss
+        self.tokens = self.tokens + tokens
+        for name, value in metrics.items():
+            self.metrics[name] = self.metrics.get(name, 0.0) + value
+
+    def mean_loss(self) -> float:
+        return float(self.loss) / max(self.steps, 1)
+
+    def mean_metrics(self) -> dict[str, float]:
+        return {name: float(total) / max(self.steps, 1) for name, total in self.metrics.items()}
 
 
 def check_out_dir(out_dir: Path, resume: bool) -> None:
@@ -276,11 +361,13 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
 
 def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn: Callable = next_token_loss,
           val_batches: Iterable | None = None, tokens_per_byte: float | None = None, resume: bool = False,
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train `model` in place per `cfg.train` (cfg: a RunConfig-like dataclass); see the module docstring.
 
     Writes `out_dir/config.toml`, `metrics.jsonl` and `checkpoints/`. With `resume`, continues
     the newest checkpoint in `out_dir` exactly (same batches, same random numbers).
+    `optimizer` replaces the default AdamW groups of `make_optimizer` (built over the model's
+    parameters, already on the training device); its groups may carry `lr_mult`.
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
@@ -290,7 +377,7 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     if not quiet:
         tqdm.write(f"# resolved config (saved to {out_dir / 'config.toml'})\n{text}")
     ckpt.seed_everything(cfg.train.seed)
-    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte)
+    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer)
     if resume:
         trainer.restore()
     elif (out_dir / "metrics.jsonl").exists():
