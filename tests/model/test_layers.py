@@ -17,6 +17,7 @@ def test_rmsnorm_is_the_formula():
     x = torch.randn(3, 4, 8) * 0.5                # small x: eps matters
     expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 0.3) * norm.weight
     assert torch.allclose(norm(x), expected, atol=1e-6)
+    assert RMSNorm(8).eps == 1e-5 and torch.equal(RMSNorm(8).weight, torch.ones(8))   # Llama's defaults
 
 
 @pytest.mark.parametrize("bias", [True, False])
