@@ -75,3 +75,18 @@ def test_both_paths_equal_a_loop_over_heads_and_positions(kind, start):
     ref, _ = reference_attention(q, k, v, start)
     assert torch.allclose(ref, expected, atol=1e-6)     # its softmax runs in fp32 by design
     assert torch.allclose(sdpa_attention(q, k, v, start), expected, atol=1e-10)
+
+
+def test_attention_dropout_acts_on_the_weights_in_training_only(llama_config):
+    from scratchllm.model.attention import Attention
+
+    attn = Attention(llama_config(dropout=0.5), layer=0)
+    attn.resid_dropout.p = 0.0            # only the attention-weight dropout is left to act
+    x = torch.randn(2, 6, 32)
+    eval_out, weights = attn.eval()(x)
+    assert weights is None                # no weights unless asked for
+    for need_weights in (False, True):
+        torch.manual_seed(0)
+        train_out, _ = attn.train()(x, need_weights=need_weights)
+        assert not torch.allclose(train_out, eval_out, atol=1e-4), need_weights
+    assert torch.allclose(attn.eval()(x, need_weights=True)[0], eval_out, atol=1e-5)
