@@ -1,0 +1,54 @@
+"""`scratchllm align ...`: preference optimisation of a fine-tuned run.
+
+    scratchllm align dpo --run runs/sft --data pairs.jsonl --out runs/dpo [--beta 0.1] [--loss sigmoid|ipo|hinge]
+                         [--label-smoothing 0] [train.max_steps=200 dpo.method=lora ...]
+    scratchllm align dpo --out runs/dpo --resume                    # continue exactly
+
+Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
+LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
+    d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--run", default=None, help="the SFT run: the policy's start and the reference")
+    d.add_argument("--data", default=None, help="preference pairs: .json or .jsonl[.gz]")
+    d.add_argument("--val-data", default=None, help="held-out pairs (default: a dpo.val_fraction split of --data)")
+    d.add_argument("--format", default=None, choices=["auto", "pairs", "hh", "llamafactory", "openai"],
+                   help="the pairs' layout (default: detected from the first record)")
+    d.add_argument("--beta", type=float, default=None, help="strength of the KL leash to the reference (0.1)")
+    d.add_argument("--loss", choices=["sigmoid", "ipo", "hinge"], default=None, help="DPO variant (sigmoid)")
+    d.add_argument("--label-smoothing", type=float, default=None,
+                   help="conservative DPO: share of labels assumed flipped (0; sigmoid only)")
+    d.add_argument("--out", required=True, help="run directory to write")
+    d.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    d.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
+    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
+    d.set_defaults(func=cmd_dpo)
+
+
+def cmd_dpo(args) -> int:
+    from scratchllm.align.dpo_run import dpo   # CLI speed: torch loads only when the command runs
+
+    flags = {"format": args.format, "beta": args.beta, "loss": args.loss, "label_smoothing": args.label_smoothing,
+             "val_data": args.val_data}
+    overrides = list(args.overrides) + [f"dpo.{k}={v}" for k, v in flags.items() if v is not None]
+    result = dpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force)
+    if result.interrupted:
+        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align dpo --out {args.out} --resume")
+        return 130
+    final = result.final
+    acc = final.get("val_rewards/accuracies")
+    margin = final.get("val_rewards/margins")
+    held = f"held-out reward accuracy {acc:.3f}, margin {margin:.3f}" if acc is not None else "no held-out pairs"
+    print(f"done: {result.step} steps, {result.tokens:,} reply tokens in {result.wall_s:.0f}s; {held}")
+    return 0
