@@ -30,6 +30,7 @@ def register(subparsers) -> None:
                    help="conservative DPO: share of labels assumed flipped (0; sigmoid only)")
     d.add_argument("--out", required=True, help="run directory to write")
     d.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    d.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
     d.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
@@ -42,7 +43,8 @@ def cmd_dpo(args) -> int:
     flags = {"format": args.format, "beta": args.beta, "loss": args.loss, "label_smoothing": args.label_smoothing,
              "val_data": args.val_data}
     overrides = list(args.overrides) + [f"dpo.{k}={v}" for k, v in flags.items() if v is not None]
-    result = dpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force)
+    result = dpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
+                 verbose=args.verbose)
     if result.interrupted:
         print(f"saved {args.out} at step {result.step}; continue with: scratchllm align dpo --out {args.out} --resume")
         return 130

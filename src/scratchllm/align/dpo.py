@@ -48,10 +48,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     For "ipo" pass length-averaged log-probs (`sequence_logps(..., average=True)`), as the paper does.
     `label_smoothing` ε > 0 turns "sigmoid" into conservative DPO; the other losses ignore it.
     """
-    if loss_type not in LOSS_TYPES:
-        raise UserError(f"unknown DPO loss {loss_type!r}; use one of {', '.join(LOSS_TYPES)}")
-    if not 0 <= label_smoothing < 0.5:
-        raise UserError(f"label_smoothing must be in [0, 0.5) (the share of labels assumed flipped), got {label_smoothing}")
+    check_settings(beta, loss_type, label_smoothing)
     chosen_ratio = policy_chosen_logps - ref_chosen_logps
     rejected_ratio = policy_rejected_logps - ref_rejected_logps
     delta = chosen_ratio - rejected_ratio
@@ -63,6 +60,16 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     else:
         losses = torch.relu(1 - beta * delta)
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
+
+
+def check_settings(beta: float, loss_type: str, label_smoothing: float) -> None:
+    """A UserError for a loss, β or ε that the formulas above do not take."""
+    if loss_type not in LOSS_TYPES:
+        raise UserError(f"unknown DPO loss {loss_type!r}; use one of {', '.join(LOSS_TYPES)}")
+    if not beta > 0:
+        raise UserError(f"beta must be positive (the strength of the pull towards the reference), got {beta}")
+    if not 0 <= label_smoothing < 0.5:
+        raise UserError(f"label_smoothing must be in [0, 0.5) (the share of labels assumed flipped), got {label_smoothing}")
 
 
 def sequence_logps(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
@@ -90,6 +97,7 @@ def dpo_loss_fn(beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: 
     rewards/accuracies (share of pairs with r(c) > r(r)), rewards/margins, logps/chosen,
     logps/rejected; "tokens" counts reply tokens of both sides.
     """
+    check_settings(beta, loss_type, label_smoothing)
     average = loss_type == "ipo"
 
     def loss_fn(model: torch.nn.Module, batch: dict):

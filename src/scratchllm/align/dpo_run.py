@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from scratchllm.align.dpo import dpo_loss_fn, pair_logps
+from scratchllm.align.dpo import check_settings, dpo_loss_fn, pair_logps
 from scratchllm.config import apply_overrides, from_dict
 from scratchllm.data import preference
 from scratchllm.errors import UserError
@@ -174,15 +174,17 @@ def _pairs(cfg: DpoRunConfig, tokenizer, quiet: bool):
 
 
 def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[str] = (), resume: bool = False,
-        force: bool = False, quiet: bool = False) -> TrainResult:
-    """DPO of SFT run `sft` on preference pairs `data` into run directory `out_dir`."""
+        force: bool = False, quiet: bool = False, verbose: bool = False) -> TrainResult:
+    """DPO of SFT run `sft` on preference pairs `data` into run directory `out_dir`.
+
+    `verbose` prints the resolved config (it is saved to config.toml either way)."""
     out_dir = check_output_dir(out_dir, (*ckpt.RUN_ENTRIES, ADAPTER_CONFIG), force=force)
     with removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))):
         check_out_dir(out_dir, resume)
         cfg = _config(sft, data, out_dir, list(overrides), resume)
         cfg.train.validate()
         d, tc = cfg.dpo, cfg.train
-        dpo_loss_fn(d.beta, d.loss, d.label_smoothing)   # bad beta/loss/smoothing fail before any work
+        check_settings(d.beta, d.loss, d.label_smoothing)   # before any work
         tokenizer, model, trainee = _policy(cfg)
         cfg = dataclasses.replace(cfg, model=model.config)
         train_ex, held_ex = _pairs(cfg, tokenizer, quiet)
@@ -200,5 +202,5 @@ def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[
         if d.method == "lora":
             write_adapter_config(out_dir, FinetuneConfig(method="lora", base=d.sft, lora=d.lora))
         return train(trainee, cfg, batches, out_dir, loss_fn=dpo_loss_fn(d.beta, d.loss, d.label_smoothing),
-                     val_batches=val, resume=resume, quiet=quiet)
+                     val_batches=val, resume=resume, quiet=quiet or not verbose)
 
