@@ -20,7 +20,6 @@ What differs from fine-tuning is supplied here; the loop (`train/loop.py`) does 
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -73,51 +72,6 @@ class DpoRunConfig:
     dpo: DpoConfig = field(default_factory=DpoConfig)
 
 
-@dataclass
-class PairBatches:
-    """Endless shuffled pair batches, each with its reference log-probs "ref" [2B]; resumable."""
-    examples: list
-    refs: torch.Tensor             # [N, 2]: (chosen, rejected) reference log-probs per pair
-    batch_size: int
-    seed: int = 0
-    epoch: int = 0
-    index: int = 0
-
-    def __post_init__(self):
-        self._order = self._shuffled()
-
-    def _shuffled(self) -> list[int]:
-        order = list(range(len(self.examples)))
-        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
-        return order
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict[str, torch.Tensor]:
-        picked = []
-        while len(picked) < self.batch_size:
-            if self.index >= len(self._order):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._order = self._shuffled()
-            picked.append(self._order[self.index])
-            self.index += 1
-        return pair_batch(self.examples, self.refs, picked)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.index = state["epoch"], state["index"]
-        self._order = self._shuffled()
-
-
-def pair_batch(examples: list, refs: torch.Tensor, picked: list[int]) -> dict[str, torch.Tensor]:
-    batch = preference.collate_pairs([examples[i] for i in picked])
-    batch["ref"] = torch.cat([refs[picked, 0], refs[picked, 1]])
-    return batch
-
-
 @torch.no_grad()
 def reference_logps(model: torch.nn.Module, examples: list, batch_size: int, device: torch.device,
                     average: bool = False) -> torch.Tensor:
@@ -159,20 +113,6 @@ def _policy(cfg: DpoRunConfig):
     return run.tokenizer, model, trainee
 
 
-def _pairs(cfg: DpoRunConfig, tokenizer, quiet: bool):
-    d, block = cfg.dpo, cfg.model.block_size
-    pairs = preference.load_pairs(d.data, d.format, d.drop_identical)
-    if d.val_data:
-        train_pairs, held_pairs = pairs, preference.load_pairs(d.val_data, d.format, d.drop_identical)
-    else:
-        train_pairs, held_pairs = preference.split_pairs(pairs, d.val_fraction, d.split_seed)
-    train_ex, train_stats = preference.encode_pairs(tokenizer, train_pairs, block)
-    held_ex, held_stats = preference.encode_pairs(tokenizer, held_pairs, block)
-    if not quiet:
-        print(f"train: {train_stats.summary()}\nheld out: {held_stats.summary()}", flush=True)
-    return train_ex, held_ex
-
-
 def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[str] = (), resume: bool = False,
         force: bool = False, quiet: bool = False, verbose: bool = False) -> TrainResult:
     """DPO of SFT run `sft` on preference pairs `data` into run directory `out_dir`.
@@ -187,16 +127,15 @@ def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[
         check_settings(d.beta, d.loss, d.label_smoothing)   # before any work
         tokenizer, model, trainee = _policy(cfg)
         cfg = dataclasses.replace(cfg, model=model.config)
-        train_ex, held_ex = _pairs(cfg, tokenizer, quiet)
+        train_ex, held_ex = preference.encoded_splits(d, tokenizer, cfg.model.block_size, quiet)
         device = resolve_device(tc.device)
         model.to(device)
         average = d.loss == "ipo"
         # Before the adapters or weights move: the reference is the SFT model itself.
         train_refs = reference_logps(model, train_ex, tc.batch_size, device, average)
         held_refs = reference_logps(model, held_ex, tc.batch_size, device, average)
-        batches = PairBatches(train_ex, train_refs, tc.batch_size, seed=tc.seed)
-        val = [pair_batch(held_ex, held_refs, list(range(i, min(i + tc.batch_size, len(held_ex)))))
-               for i in range(0, len(held_ex), tc.batch_size)][: tc.eval_batches]
+        batches = preference.PairBatches(train_ex, tc.batch_size, seed=tc.seed, refs=train_refs)
+        val = preference.fixed_pair_batches(held_ex, tc.batch_size, held_refs)[: tc.eval_batches]
         out_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(str(out_dir / "tokenizer.json"))
         if d.method == "lora":

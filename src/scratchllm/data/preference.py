@@ -34,6 +34,7 @@ the causal mask a real token never sees padding: its log-prob is the same padded
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 
@@ -160,6 +161,21 @@ def split_pairs(pairs: list, val_fraction: float, seed: int = 0) -> tuple[list, 
     return train, held
 
 
+def encoded_splits(cfg, tokenizer, block_size: int, quiet: bool = False) -> tuple[list, list]:
+    """(train, held-out) encoded pairs for a stage config with `data`, `val_data`, `format`,
+    `drop_identical`, `val_fraction`, `split_seed` (DPO's, the reward model's); prints their counts."""
+    pairs = load_pairs(cfg.data, cfg.format, cfg.drop_identical)
+    if cfg.val_data:
+        train, held = pairs, load_pairs(cfg.val_data, cfg.format, cfg.drop_identical)
+    else:
+        train, held = split_pairs(pairs, cfg.val_fraction, cfg.split_seed)
+    train_ex, train_stats = encode_pairs(tokenizer, train, block_size)
+    held_ex, held_stats = encode_pairs(tokenizer, held, block_size)
+    if not quiet:
+        print(f"train: {train_stats.summary()}\nheld out: {held_stats.summary()}", flush=True)
+    return train_ex, held_ex
+
+
 @dataclass
 class PairExample:
     """Both sides shifted for next-token prediction; targets are -100 except on the final reply."""
@@ -215,3 +231,58 @@ def collate_pairs(examples: list[PairExample]) -> dict[str, torch.Tensor]:
     targets = [e.chosen_targets for e in examples] + [e.rejected_targets for e in examples]
     length = max(len(r) for r in inputs)
     return {"inputs": _pad(inputs, 0, length), "targets": _pad(targets, -100, length)}
+
+
+def pair_batch(examples: list[PairExample], picked: list[int], refs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """`collate_pairs` of the picked pairs, plus "ref" [2B] from `refs` [N, 2] (DPO's reference log-probs)."""
+    batch = collate_pairs([examples[i] for i in picked])
+    if refs is not None:
+        batch["ref"] = torch.cat([refs[picked, 0], refs[picked, 1]])
+    return batch
+
+
+def fixed_pair_batches(examples: list[PairExample], batch_size: int, refs: torch.Tensor | None = None) -> list[dict]:
+    """Held-out pairs in order, as the loop's fixed validation batches."""
+    return [pair_batch(examples, list(range(i, min(i + batch_size, len(examples)))), refs)
+            for i in range(0, len(examples), batch_size)]
+
+
+@dataclass
+class PairBatches:
+    """Endless shuffled pair batches (with "ref" when `refs` is given); `state_dict()` makes a resume exact."""
+    examples: list[PairExample]
+    batch_size: int
+    seed: int = 0
+    refs: torch.Tensor | None = None
+    epoch: int = 0
+    index: int = 0
+
+    def __post_init__(self):
+        if not self.examples:
+            raise UserError("no training pairs after encoding the preference data; check the data and block_size")
+        self._order = self._shuffled()
+
+    def _shuffled(self) -> list[int]:
+        order = list(range(len(self.examples)))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
+        return order
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        picked = []
+        while len(picked) < self.batch_size:
+            if self.index >= len(self._order):
+                self.epoch, self.index = self.epoch + 1, 0
+                self._order = self._shuffled()
+            picked.append(self._order[self.index])
+            self.index += 1
+        return pair_batch(self.examples, picked, self.refs)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = state["epoch"], state["index"]
+        self._order = self._shuffled()
