@@ -104,6 +104,12 @@ CASES = [
      "label_smoothing"),
     (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
     (["align", "dpo", "--out", "out", "--resume"], "nothing to resume"),
+    (["align", "reward", "--run", "{run}", "--out", "out"], "needs --run SFT"),
+    (["align", "reward", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
+    (["align", "reward", "--run", "{run}", "--data", "{same_pairs}", "--out", "out"], "identical chosen and rejected"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"],
+     "context"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.

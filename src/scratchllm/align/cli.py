@@ -3,6 +3,7 @@
     scratchllm align dpo --run runs/sft --data pairs.jsonl --out runs/dpo [--beta 0.1] [--loss sigmoid|ipo|hinge]
                          [--label-smoothing 0] [train.max_steps=200 dpo.method=lora ...]
     scratchllm align dpo --out runs/dpo --resume                    # continue exactly
+    scratchllm align reward --run runs/sft --data pairs.jsonl [--val-data held.jsonl] --out runs/rm
 
 Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
 LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
@@ -14,7 +15,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO)",
+    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
     d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
@@ -28,13 +29,27 @@ def register(subparsers) -> None:
     d.add_argument("--loss", choices=["sigmoid", "ipo", "hinge"], default=None, help="DPO variant (sigmoid)")
     d.add_argument("--label-smoothing", type=float, default=None,
                    help="conservative DPO: share of labels assumed flipped (0; sigmoid only)")
-    d.add_argument("--out", required=True, help="run directory to write")
-    d.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
-    d.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
-    d.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
-    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
+    _common(d)
     d.set_defaults(func=cmd_dpo)
+
+    r = sub.add_parser("reward", help="train a reward model (scalar head, Bradley–Terry) on preference pairs",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--run", default=None, help="the run the reward model starts from (usually the SFT run)")
+    r.add_argument("--data", default=None, help="preference pairs: .json or .jsonl[.gz]")
+    r.add_argument("--val-data", default=None, help="held-out pairs (default: a reward.val_fraction split of --data)")
+    r.add_argument("--format", default=None, choices=["auto", "pairs", "hh", "llamafactory", "openai"],
+                   help="the pairs' layout (default: detected from the first record)")
+    _common(r)
+    r.set_defaults(func=cmd_reward)
+
+
+def _common(p) -> None:
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
+    p.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
 
 
 def cmd_dpo(args) -> int:
@@ -53,4 +68,21 @@ def cmd_dpo(args) -> int:
     margin = final.get("val_rewards/margins")
     held = f"held-out reward accuracy {acc:.3f}, margin {margin:.3f}" if acc is not None else "no held-out pairs"
     print(f"done: {result.step} steps, {result.tokens:,} reply tokens in {result.wall_s:.0f}s; {held}")
+    return 0
+
+
+def cmd_reward(args) -> int:
+    from scratchllm.align.reward import reward   # CLI speed: torch loads only when the command runs
+
+    flags = {"format": args.format, "val_data": args.val_data}
+    overrides = list(args.overrides) + [f"reward.{k}={v}" for k, v in flags.items() if v is not None]
+    result = reward(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
+                    verbose=args.verbose)
+    if result.interrupted:
+        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align reward --out {args.out} --resume")
+        return 130
+    acc = result.final.get("val_accuracy")
+    held = f"held-out pair accuracy {acc:.3f}" if acc is not None else "no held-out pairs"
+    print(f"done: {result.step} steps in {result.wall_s:.0f}s; {held}")
+    print(f"score with: scratchllm.load('{args.out}').model.score(tokenizer, prompt, reply)")
     return 0
