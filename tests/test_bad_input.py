@@ -110,6 +110,12 @@ CASES = [
     (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"],
      "context"),
     (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "not a reward model"),
+    (["align", "pairs", "--run", "{run}", "--reward", "missing", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "does not exist"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl",
+      "--k", "1"], "at least 2"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.

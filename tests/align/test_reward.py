@@ -11,10 +11,15 @@ import torch
 from align_helpers import byte_tokenizer, make_run, rule_pairs, tiny_model, write_jsonl
 
 import scratchllm
+from scratchllm.align.pairs import build_pairs
 from scratchllm.align.reward import bradley_terry, last_token_lengths
 from scratchllm.cli import main
 from scratchllm.data.preference import Pair, collate_pairs, encode_pairs
+from scratchllm.errors import UserError
 from scratchllm.model.heads import RewardModel
+from scratchllm.tokenizer.bpe import Tokenizer
+from scratchllm.tokenizer.special import DEFAULT_SPECIAL_TOKENS
+from scratchllm.train.checkpoint import save_run_weights
 
 FAST = ["train.max_steps=60", "train.max_lr=3e-3", "train.min_lr=3e-4", "train.warmup_steps=0", "train.eval_every=20",
         "train.log_every=20", "train.progress=false", "train.device=cpu", "train.checkpoint_every=0"]
@@ -59,3 +64,32 @@ def test_reward_model_learns_the_rule(tmp_path, capsys):
     wins = [run.model.score(run.tokenizer, p["prompt"], p["chosen"]) > run.model.score(run.tokenizer, p["prompt"], p["rejected"])
             for p in held]
     assert sum(wins) / len(wins) >= 0.9
+
+
+def test_pairs_ranks_sampled_replies_with_the_reward_model(tmp_path):
+    """A reward model trained on the rule ranks sampled replies: every built pair agrees with the model's scores."""
+    make_run(tmp_path / "sft")
+    write_jsonl(tmp_path / "train.jsonl", rule_pairs(48, seed=0))
+    rm_argv = ["align", "reward", "--run", str(tmp_path / "sft"), "--data", str(tmp_path / "train.jsonl"),
+               "--out", str(tmp_path / "rm"), *FAST, "train.max_steps=10", "train.eval_every=0"]
+    assert main(rm_argv) == 0
+    write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p["prompt"]} for p in rule_pairs(6, seed=3)])
+    out = tmp_path / "built.jsonl"
+    assert main(["align", "pairs", "--run", str(tmp_path / "sft"), "--reward", str(tmp_path / "rm"), "--prompts",
+                 str(tmp_path / "prompts.jsonl"), "--out", str(out), "--k", "3", "--max-new-tokens", "6"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6
+    rm = scratchllm.load(tmp_path / "rm")
+    for row in rows:
+        assert row["chosen"] != row["rejected"]
+        assert rm.model.score(rm.tokenizer, row["prompt"], row["chosen"]) > rm.model.score(rm.tokenizer, row["prompt"], row["rejected"])
+
+
+def test_a_reward_model_with_another_tokenizer_is_refused(tmp_path):
+    make_run(tmp_path / "sft")
+    other = Tokenizer({bytes([i]): i for i in range(256)}, "gpt4", {s: 300 + i for i, s in enumerate(DEFAULT_SPECIAL_TOKENS)})
+    save_run_weights(tmp_path / "rm", RewardModel(tiny_model()), other)
+    write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "abc"}])
+    with pytest.raises(UserError, match="uses another tokenizer"):
+        build_pairs(tmp_path / "sft", tmp_path / "rm", tmp_path / "prompts.jsonl", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

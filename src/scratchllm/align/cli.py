@@ -4,6 +4,7 @@
                          [--label-smoothing 0] [train.max_steps=200 dpo.method=lora ...]
     scratchllm align dpo --out runs/dpo --resume                    # continue exactly
     scratchllm align reward --run runs/sft --data pairs.jsonl [--val-data held.jsonl] --out runs/rm
+    scratchllm align pairs --run runs/sft --reward runs/rm --prompts prompts.jsonl --out pairs.jsonl [--k 4]
 
 Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
 LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
@@ -15,7 +16,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model)",
+    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model, building pairs)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
     d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
@@ -41,6 +42,18 @@ def register(subparsers) -> None:
                    help="the pairs' layout (default: detected from the first record)")
     _common(r)
     r.set_defaults(func=cmd_reward)
+
+    b = sub.add_parser("pairs", help="build preference pairs: k sampled replies per prompt ranked by a reward model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--run", required=True, help="the run that writes the replies")
+    b.add_argument("--reward", required=True, help="the reward model run (scratchllm align reward) that ranks them")
+    b.add_argument("--prompts", required=True, help='prompts file: one {"prompt": ...} JSON object a line')
+    b.add_argument("--out", required=True, help="the pairs file to write (.jsonl)")
+    b.add_argument("--k", type=int, default=4, help="replies sampled per prompt (4)")
+    b.add_argument("--max-new-tokens", type=int, default=64, help="longest reply (64)")
+    b.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0: varied replies)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_pairs)
 
 
 def _common(p) -> None:
@@ -85,4 +98,13 @@ def cmd_reward(args) -> int:
     held = f"held-out pair accuracy {acc:.3f}" if acc is not None else "no held-out pairs"
     print(f"done: {result.step} steps in {result.wall_s:.0f}s; {held}")
     print(f"score with: scratchllm.load('{args.out}').model.score(tokenizer, prompt, reply)")
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    from scratchllm.align.pairs import build_pairs   # CLI speed: torch loads only when the command runs
+
+    stats = build_pairs(args.run, args.reward, args.prompts, args.out, k=args.k, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature, seed=args.seed)
+    print(f"wrote {stats['pairs']} pairs from {stats['prompts']} prompts to {args.out} ({stats['ties']} ties skipped)")
     return 0
