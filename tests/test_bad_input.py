@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import shutil
 import sys
@@ -119,6 +120,29 @@ CASES = [
     (["scaling", "fit", "--points", "{empty}", "--out", "fit.json"], "at least 5 points"),
     (["scaling", "plan", "--flops", "1e18", "--law", "kaplan"], "unknown published law"),
     (["scaling", "plan", "--flops", "1e18", "--fit", "missing"], "no fit"),
+    # align
+    (["align", "dpo", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
+    (["align", "dpo", "--run", "{run}", "--out", "out"], "needs --run SFT"),
+    (["align", "dpo", "--run", "{run}", "--data", "missing.jsonl", "--out", "out"], "does not exist"),
+    (["align", "dpo", "--run", "{run}", "--data", "{text}", "--out", "out"], "not valid JSON"),
+    (["align", "dpo", "--run", "{run}", "--data", "{same_pairs}", "--out", "out"], "identical chosen and rejected"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"], "context"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--out", "out", "--label-smoothing", "0.7"],
+     "label_smoothing"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "dpo", "--out", "out", "--resume"], "nothing to resume"),
+    (["align", "reward", "--run", "{run}", "--out", "out"], "needs --run SFT"),
+    (["align", "reward", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
+    (["align", "reward", "--run", "{run}", "--data", "{same_pairs}", "--out", "out"], "identical chosen and rejected"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"],
+     "context"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "not a reward model"),
+    (["align", "pairs", "--run", "{run}", "--reward", "missing", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "does not exist"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl",
+      "--k", "1"], "at least 2"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.
@@ -162,9 +186,12 @@ def world(tmp_path_factory):
     (root / "foreign_file").write_text("a file where a directory should be")
     (root / "empty.txt").write_text("")
     (root / "binary.txt").write_bytes(bytes(range(256)) * 200)
+    (root / "same_pairs.jsonl").write_text('{"prompt": "hi", "chosen": "yo", "rejected": "yo"}\n')
+    (root / "long_pairs.jsonl").write_text(json.dumps({"prompt": BIG_PROMPT, "chosen": "a", "rejected": "b"}) + "\n")
     files = {"run": root / "run", "corrupt": root / "corrupt", "tok": root / "run" / "tokenizer.json",
              "text": docs / "doc0.txt", "foreign": root / "foreign", "foreign_file": root / "foreign_file",
-             "empty": root / "empty.txt", "binary": root / "binary.txt"}
+             "empty": root / "empty.txt", "binary": root / "binary.txt",
+             "same_pairs": root / "same_pairs.jsonl", "long_pairs": root / "long_pairs.jsonl"}
     return root, {k: str(v) for k, v in files.items()}
 
 

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "scratchllm.scaling.cli",
     "scratchllm.inference.quantize_cli",
     "scratchllm.eval.cli",
+    "scratchllm.align.cli",
 ]
 
 
