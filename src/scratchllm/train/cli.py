@@ -49,12 +49,20 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
+    import os
+
+    from scratchllm.train import distributed
     from scratchllm.train.pretrain import pretrain
 
     cfg = _config(args)
     out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
-    result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
-                               verbose=args.verbose)
+    try:
+        result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
+                                   verbose=args.verbose)
+    finally:
+        distributed.shutdown()
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun rank 0 reports
     final = result.final
     if result.interrupted:
         print(f"saved {out} at step {result.step}; continue with: scratchllm train --out {out} --resume")

@@ -164,7 +164,15 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 def full_model_state(raw: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The consolidated state dict on rank 0 (empty elsewhere); a collective: every rank calls it."""
-    return get_model_state_dict(raw, options=_FULL)
+    state = get_model_state_dict(raw, options=_FULL)
+    # subtle: gathering copies each name, so tied weights (embedding = head) arrive twice; alias
+    # them again, so the file holds one copy exactly as a one-process save writes it.
+    first: dict[int, str] = {}
+    for name, tensor in raw.state_dict(keep_vars=True).items():
+        first.setdefault(id(tensor), name)
+        if state and first[id(tensor)] != name:
+            state[name] = state[first[id(tensor)]]
+    return state
 
 
 def full_optimizer_state(raw: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -209,10 +217,9 @@ def load_full_checkpoint(raw: torch.nn.Module, optimizer: torch.optim.Optimizer,
         raise UserError(f"checkpoint '{found.path}' has no optimizer state, so it cannot be resumed; start a new run from it")
     weights = load_file(str(found.path / "model.safetensors"))
     # subtle: the file holds one name of a tied pair (safetensors drops aliases); the model wants both.
-    for name, tensor in raw.state_dict().items():
-        if name not in weights:
-            weights[name] = next(weights[other] for other, t in raw.state_dict().items()
-                                 if other in weights and _same_parameter(t, tensor))
+    saved_as = {id(t): name for name, t in raw.state_dict(keep_vars=True).items() if name in weights}
+    for name, tensor in raw.state_dict(keep_vars=True).items():
+        weights.setdefault(name, weights[saved_as[id(tensor)]])
     optim_state = torch.load(found.path / "optimizer.pt", map_location="cpu", weights_only=True)
     set_model_state_dict(raw, weights, options=StateDictOptions(full_state_dict=True))
     names = {id(p): n for n, p in raw.named_parameters()}
@@ -221,11 +228,6 @@ def load_full_checkpoint(raw: torch.nn.Module, optimizer: torch.optim.Optimizer,
              "param_groups": [{**g, "params": [order[int(i)] for i in g["params"]]}
                               for g in optim_state["param_groups"]]}
     set_optimizer_state_dict(raw, optimizer, named, options=StateDictOptions(full_state_dict=True))
-
-
-def _same_parameter(a: torch.Tensor, b: torch.Tensor) -> bool:
-    local = lambda t: t.to_local() if hasattr(t, "to_local") else t  # noqa: E731
-    return local(a).data_ptr() == local(b).data_ptr()
 
 
 def shutdown() -> None:

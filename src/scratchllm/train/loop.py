@@ -322,7 +322,7 @@ class _Trainer:
     def run(self) -> TrainResult:
         tc = self.tc
         self.started = time.perf_counter()
-        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress or not self.world.is_main, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval = _Interval()
         with _StopOnSigint() as stop:
@@ -418,14 +418,16 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
     text = dumps_toml(cfg)
+    main = distributed.World().is_main  # under torchrun only rank 0 writes and prints
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.toml", text)
-    if not quiet:
+    if main:
+        atomic_write_text(out_dir / "config.toml", text)
+    if not quiet and main:
         tqdm.write(f"# resolved config (saved to {out_dir / 'config.toml'})\n{text}")
     ckpt.seed_everything(cfg.train.seed)
     trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer)
     if resume:
         trainer.restore()
-    elif (out_dir / "metrics.jsonl").exists():
+    elif main and (out_dir / "metrics.jsonl").exists():
         (out_dir / "metrics.jsonl").unlink()  # a previous attempt that never saved a checkpoint
     return trainer.run()
