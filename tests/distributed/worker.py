@@ -46,7 +46,7 @@ def run(out, dp="none", accum=1, steps=4, resume=False):
     model_cfg = ModelConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=2, n_embd=16)
     cfg = RunConfig(model=model_cfg, parallel=ParallelConfig(dp=dp),
                     train=TrainConfig(device="cpu", batch_size=GLOBAL_ROWS // accum, grad_accum=accum,
-                                      max_steps=steps, warmup_steps=1, max_lr=1e-2, log_every=1,
+                                      max_steps=steps, warmup_steps=1, schedule="constant", max_lr=1e-2, log_every=1,
                                       eval_every=0, checkpoint_every=0, progress=False, seed=0))
     world = distributed.setup(cfg.parallel, GLOBAL_ROWS, torch.device("cpu"))
     ckpt.seed_everything(0)
