@@ -17,7 +17,9 @@ def test_batch_that_does_not_divide_over_the_ranks_fails_on_every_rank(tmp_path)
     assert done.returncode != 0
     said = [line for line in done.stdout.splitlines() + done.stderr.splitlines()
             if "error: train.batch_size=3 does not divide over 2 ranks" in line]
-    assert {line.split("]")[0] for line in said} >= {"[default0", "[default1"}, done.stderr[-2000:]
+    # Every rank checks before any collective; torchrun stops the others once the first exits, so
+    # one or both lines are printed (a race), and no rank is left waiting.
+    assert {line.split("]")[0] for line in said} & {"[default0", "[default1"}, done.stderr[-2000:]
     from_ranks = [line for line in done.stderr.splitlines() if line.startswith("[default")]
     assert not any("Traceback" in line for line in from_ranks)  # torchrun's own summary may have one
     assert not (tmp_path / "run").exists()
