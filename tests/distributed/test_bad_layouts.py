@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+@pytest.mark.slow  # a torchrun launch: ~45 s on a busy 2-core machine (the check itself is instant)
 def test_batch_that_does_not_divide_over_the_ranks_fails_on_every_rank(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--tee=3",

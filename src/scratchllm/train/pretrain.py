@@ -130,11 +130,14 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
 
 
 def _prepared(cfg: RunConfig, out_dir: Path, progress: bool, world: distributed.World) -> Path:
-    """`prepare_data`, done by rank 0 while the other ranks wait, then found ready by them."""
+    """`prepare_data`, done by rank 0 while the other ranks wait; they then read what it made."""
     if world.is_main:
         token_dir = prepare_data(cfg, out_dir, progress)
     distributed.barrier()
-    return token_dir if world.is_main else prepare_data(cfg, out_dir, progress)
+    if world.is_main:
+        return token_dir
+    given = Path(cfg.data.path) if cfg.data.path else None
+    return given if given is not None and (given / "meta.json").is_file() else out_dir / "tokens"
 
 
 def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet: bool, token_dir: Path | None,
