@@ -215,7 +215,7 @@ class _Trainer:
             self.model, self.no_sync = distributed.wrap(self.raw, cfg.parallel, self.device), distributed.no_sync
             ckpt.seed_everything(self.tc.seed + self.world.rank)  # after the (identical) init: dropout differs per rank
         if self.tc.gradient_checkpointing:
-            self.raw.gradient_checkpointing = True
+            self.raw.gradient_checkpointing = getattr(self.tc, "checkpoint_blocks_every", 1)
         self.optimizer = optimizer or make_optimizer(self.raw, self.tc, self.device.type)
         # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
         # lm_head output instead of materializing fp32 logits.
