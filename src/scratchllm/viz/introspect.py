@@ -58,3 +58,8 @@ def attention_maps(model, ids: list[int]) -> torch.Tensor:
 def token_labels(tokenizer, ids: list[int]) -> list[str]:
     """One short printable label a token: its text with spaces and newlines made visible."""
     return [tokenizer.decode([i]).replace(" ", "␣").replace("\n", "↵").replace("\t", "→") or "∅" for i in ids]
+
+
+def vocab_labeller(tokenizer):
+    """A function id → printable label, for tables and axes."""
+    return lambda i: token_labels(tokenizer, [i])[0]

@@ -21,9 +21,15 @@ the model's code is unchanged), so every step is one batched forward of the mode
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
+
+from scratchllm.viz.figures import diverging, output_format, write_html, write_png
 
 
 @dataclass
@@ -71,3 +77,39 @@ def integrated_gradients(model, ids: list[int], target: int, steps: int = 32, ba
         ends = _target_logit(model, ids, torch.stack([emb, baseline]), target)
     attributions = ((emb - baseline) * total / steps).sum(-1)
     return Attribution(attributions.detach().cpu(), float(ends[0]), float(ends[1]))
+
+
+def _figure(labels: list[str], gxi: Attribution, ig: Attribution, target_label: str) -> Figure:
+    fig = Figure(figsize=(max(6.0, 0.6 * len(labels) + 2), 4.5))
+    ax = fig.subplots()
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, gxi.attributions.numpy(), 0.4, label="gradient × input", color="#9bc")
+    ax.bar(x + 0.2, ig.attributions.numpy(), 0.4, label="integrated gradients", color="#e96")
+    ax.axhline(0, color="#444", lw=0.6)
+    ax.set_xticks(x, labels, rotation=90, fontsize=8, family="monospace")
+    ax.set_ylabel("attribution to the logit")
+    ax.set_title(f"which tokens raise the logit of {target_label!r} next  (IG sum {float(ig.attributions.sum()):.3f}"
+                 f" ≈ f(x) − f(0) = {ig.f_input - ig.f_baseline:.3f})")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _html(labels: list[str], gxi: Attribution, ig: Attribution, target_label: str) -> str:
+    parts = []
+    for name, a in (("integrated gradients", ig), ("gradient × input", gxi)):
+        scale = float(a.attributions.abs().max()) or 1.0
+        spans = "".join(f"<span class='tok' style='background:{diverging(float(v) / scale)}' title='{float(v):.4f}'>"
+                        f"{html.escape(lab)}</span>" for lab, v in zip(labels, a.attributions))
+        parts.append(f"<h3>{name}</h3><div>{spans}</div>")
+    return (f"<p>Target: the logit of <b>{html.escape(target_label)}</b> as the next token "
+            f"(f(x) = {ig.f_input:.3f}, f(baseline) = {ig.f_baseline:.3f}, IG sum = "
+            f"{float(ig.attributions.sum()):.3f}). Green raises it, red lowers it.</p>" + "".join(parts))
+
+
+def draw_saliency(labels: list[str], gxi: Attribution, ig: Attribution, target_label: str, out: str | Path) -> None:
+    """Write both attributions of each input token to `out` (.png bars or .html coloured text)."""
+    if output_format(out) == "html":
+        write_html(out, "saliency", _html(labels, gxi, ig, target_label))
+    else:
+        write_png(out, _figure(labels, gxi, ig, target_label))
