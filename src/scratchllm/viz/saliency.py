@@ -60,7 +60,7 @@ def gradient_x_input(model, ids: list[int], target: int) -> Attribution:
     emb = input_embeddings(model, ids)[None].requires_grad_(True)
     f = _target_logit(model, ids, emb, target)
     (grad,) = torch.autograd.grad(f.sum(), emb)
-    return Attribution((grad * emb)[0].sum(-1).detach().cpu(), float(f), float("nan"))
+    return Attribution((grad * emb)[0].sum(-1).detach().cpu(), float(f.detach()), float("nan"))
 
 
 def integrated_gradients(model, ids: list[int], target: int, steps: int = 32, batch: int = 16) -> Attribution:
