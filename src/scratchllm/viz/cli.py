@@ -117,6 +117,8 @@ def _bigram(args) -> int:
 
 def _playground(args) -> int:
     # CLI speed: torch, FastAPI and uvicorn load only when the playground starts
+    from pathlib import Path
+
     import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
@@ -124,9 +126,11 @@ def _playground(args) -> int:
     from scratchllm.train.checkpoint import load_run
     from scratchllm.viz.playground import playground_router
 
-    runs = {"run": load_run(args.run)}
-    if args.run2:
-        runs = {"run1": runs["run"], "run2": load_run(args.run2)}
+    paths = [args.run] + ([args.run2] if args.run2 else [])
+    names = [Path(p).resolve().name for p in paths]
+    if len(set(names)) < len(names):       # two runs of the same name: number them instead
+        names = [f"run{i + 1}" for i in range(len(paths))]
+    runs = {name: load_run(p) for name, p in zip(names, paths)}
     app = FastAPI(title="scratchllm playground")
     app.include_router(playground_router(runs), prefix="/playground")
     app.add_api_route("/", lambda: RedirectResponse("/playground/"), include_in_schema=False)
