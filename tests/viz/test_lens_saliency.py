@@ -92,7 +92,8 @@ def test_gradient_x_input_against_finite_differences(model):
             x[i] *= 1 + scale
             handle = m.tok_emb.register_forward_hook(lambda mod, a, out: x[None])
             try:
-                return float(m(torch.tensor([IDS]))[0, -1, target])
+                with torch.no_grad():
+                    return float(m(torch.tensor([IDS]))[0, -1, target])
             finally:
                 handle.remove()
         numeric = (f(eps) - f(-eps)) / (2 * eps)
