@@ -146,6 +146,19 @@ CASES = [
      "does not exist"),
     (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl",
       "--k", "1"], "at least 2"),
+    # viz
+    (["viz", "tokens", "--run", "{notok}", "--prompt", "x", "--out", "t.png"], "no tokenizer.json"),
+    (["viz", "tokens", "--run", "{run}", "--prompt", "x", "--out", "t.jpg"], "must end in .png or .html"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--layer", "5", "--out", "a.png"], "--layer 5 is out of range"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--head", "-1", "--out", "a.png"], "--head -1 is out of range"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--animate", "--out", "a.png"], "must end in .gif"),
+    (["viz", "logit-lens", "--run", "{run}", "--prompt", BIG_PROMPT, "--out", "l.png"], "context"),
+    (["viz", "saliency", "--run", "{run}", "--prompt", "x", "--target", "several words", "--out", "s.png"],
+     "exactly one token"),
+    (["viz", "inference", "--run", "{run}", "--prompt", "x", "--temperature", "-1", "--out", "i.html"], "temperature"),
+    (["viz", "embeddings", "--run", "missing", "--out", "e.png"], "does not exist"),
+    (["viz", "bigram", "--run", "{run}", "--out", "b.png"], "not a charlm run"),
+    (["viz", "playground", "--run", "{notok}"], "no tokenizer.json"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.
@@ -179,6 +192,8 @@ def world(tmp_path_factory):
     docs = corpus(root)
     assert main(["train", "--data", str(docs), "--out", str(root / "run"), *TINY]) == 0
     shutil.copytree(root / "run", root / "corrupt")
+    shutil.copytree(root / "run", root / "notok")
+    (root / "notok" / "tokenizer.json").unlink()
     weights = next((root / "corrupt" / "checkpoints").glob("step-*")) / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-8:] = b"\xff" * 8
@@ -191,7 +206,7 @@ def world(tmp_path_factory):
     (root / "binary.txt").write_bytes(bytes(range(256)) * 200)
     (root / "same_pairs.jsonl").write_text('{"prompt": "hi", "chosen": "yo", "rejected": "yo"}\n')
     (root / "long_pairs.jsonl").write_text(json.dumps({"prompt": BIG_PROMPT, "chosen": "a", "rejected": "b"}) + "\n")
-    files = {"run": root / "run", "corrupt": root / "corrupt", "tok": root / "run" / "tokenizer.json",
+    files = {"run": root / "run", "corrupt": root / "corrupt", "notok": root / "notok", "tok": root / "run" / "tokenizer.json",
              "text": docs / "doc0.txt", "foreign": root / "foreign", "foreign_file": root / "foreign_file",
              "empty": root / "empty.txt", "binary": root / "binary.txt",
              "same_pairs": root / "same_pairs.jsonl", "long_pairs": root / "long_pairs.jsonl"}

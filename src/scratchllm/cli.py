@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "scratchllm.inference.quantize_cli",
     "scratchllm.eval.cli",
     "scratchllm.align.cli",
+    "scratchllm.viz.cli",
 ]
 
 
