@@ -45,7 +45,7 @@ from scratchllm.train.checkpoint import load_run
 from scratchllm.train.finetune import is_chat_run
 
 STATIC = Path(__file__).parent / "static"
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/", "/static/", "/favicon.ico")   # no API key needed
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/", "/page-info")   # no API key needed
 
 
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
@@ -195,7 +195,7 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/v1/page-info", include_in_schema=False)
+    @app.get("/page-info", include_in_schema=False)
     async def page_info() -> dict:
         return {"model": served.name, "chat": served.chat, "context": served.context, "auth": bool(api_key)}
 
