@@ -92,6 +92,11 @@ CASES = [
     (["generate", "--run", "{run}", "--step", "999", "--prompt", "x"], "no checkpoint at step 999"),
     (["chat", "--run", "missing"], "does not exist"),
     (["sample", "--run", "{corrupt}"], "corrupt"),
+    # serve
+    (["serve", "--run", "missing"], "does not exist"),
+    (["serve", "--run", "{corrupt}"], "corrupt"),
+    (["serve", "--run", "{run}", "--port", "70000"], "not a TCP port"),
+    (["serve", "--run", "{run}", "--max-batch", "0"], "must be positive"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.
