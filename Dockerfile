@@ -26,10 +26,7 @@ WORKDIR /app
 RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_INDEX}" torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY src ./src
-# hadolint ignore=DL3059
-RUN pip install .
-
-RUN useradd --create-home --uid 10001 scratchllm
+RUN pip install . && useradd --create-home --uid 10001 scratchllm
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
