@@ -6,7 +6,7 @@ streaming completions one after another (the same prompts and max_tokens at ever
 Tokens are the stream's content events (one a generated token; a held-back UTF-8 piece may join two).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python bench/serve_bench.py --max-batch 32
-    PYTHONPATH=src python bench/serve_bench.py --run runs/speedrun --url http://127.0.0.1:8000   # a server already up
+    PYTHONPATH=src python bench/serve_bench.py --url http://127.0.0.1:8000 --model M   # a server already up (a peer)
 """
 
 from __future__ import annotations
@@ -42,24 +42,25 @@ def _tiny_run(root: Path) -> Path:
     return root / "run"
 
 
-async def _one(http: httpx.AsyncClient, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+async def _one(http: httpx.AsyncClient, prompt: str, max_tokens: int, model: str) -> tuple[float, float, int]:
     started, first, tokens = time.perf_counter(), None, 0
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": 0, "stream": True}
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": 0, "stream": True}
     async with http.stream("POST", "/v1/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            if json.loads(line[6:])["choices"][0]["text"]:
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if choices[0].get("text"):
                 tokens += 1
                 first = first if first is not None else time.perf_counter() - started
     return first or 0.0, time.perf_counter() - started, tokens
 
 
-async def _level(url: str, clients: int, requests: int, max_tokens: int) -> dict:
+async def _level(url: str, clients: int, requests: int, max_tokens: int, model: str) -> dict:
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=clients)) as http:
         async def client(c: int):
-            return [await _one(http, PROMPTS[(c + r) % len(PROMPTS)], max_tokens) for r in range(requests)]
+            return [await _one(http, PROMPTS[(c + r) % len(PROMPTS)], max_tokens, model) for r in range(requests)]
         started = time.perf_counter()
         results = [x for xs in await asyncio.gather(*(client(c) for c in range(clients))) for x in xs]
         wall = time.perf_counter() - started
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=4, help="requests per client per level")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--model", default="scratchllm", help="the requests' model field (a peer server may need it)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc = None
@@ -111,7 +113,7 @@ def main() -> None:
             print("| clients | requests | tokens/s | p50 latency (s) | p99 latency (s) | p50 TTFT (s) | p99 TTFT (s) |")
             print("|---|---|---|---|---|---|---|")
             for n in (int(x) for x in args.levels.split(",")):
-                r = asyncio.run(_level(url, n, args.requests, args.max_tokens))
+                r = asyncio.run(_level(url, n, args.requests, args.max_tokens, args.model))
                 print(f"| {r['clients']} | {r['requests']} | {r['tokens_per_s']:.0f} | {r['p50_latency_s']:.3f} | "
                       f"{r['p99_latency_s']:.3f} | {r['p50_ttft_s']:.3f} | {r['p99_ttft_s']:.3f} |", flush=True)
         finally:
