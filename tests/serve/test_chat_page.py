@@ -33,16 +33,23 @@ def _chromium(args: list[str], home: Path) -> subprocess.CompletedProcess:
 
 def test_the_page_streams_a_reply_with_no_console_errors(live, tmp_path):
     url = f"{live.url}/?q={quote('hello there')}"
-    got = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=30000", "--dump-dom", url], tmp_path)
-    assert got.returncode == 0, got.stderr[-2000:]
-    dom = got.stdout
-    assert '<div class="msg user"><span class="role">user</span><span class="text">hello there</span></div>' in dom
-    reply = re.search(r'<div class="msg assistant"><span class="role">assistant</span><span class="text">(.*?)</span>',
-                      dom, re.S)
-    assert reply and reply.group(1), "no streamed reply in the page"
+    # Virtual time can run out before the first streamed piece on a loaded machine (or a sampled
+    # reply can open with a stop token): up to 3 loads, each checked for console errors.
+    for attempt in range(3):
+        got = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=30000", "--dump-dom", url],
+                        tmp_path / str(attempt))
+        assert got.returncode == 0, got.stderr[-2000:]
+        console = [line for line in got.stderr.splitlines() if "CONSOLE" in line]
+        assert not [line for line in console if re.search(r"error|uncaught", line, re.I)], console
+        dom = got.stdout
+        assert '<div class="msg user"><span class="role">user</span><span class="text">hello there</span></div>' in dom
+        reply = re.search(r'<div class="msg assistant"><span class="role">assistant</span>'
+                          r'<span class="text">(.*?)</span>', dom, re.S)
+        assert reply, "the page shows no assistant message"
+        if reply.group(1):
+            break
+    assert reply.group(1), "no streamed reply in the page in 3 loads"
     assert re.search(r"tokens: [1-9]\d* · speed: [\d.]+ tok/s", dom)
-    console = [line for line in got.stderr.splitlines() if "CONSOLE" in line]
-    assert not [line for line in console if re.search(r"error|uncaught", line, re.I)], console
 
 
 def test_a_screenshot_of_the_page(live, tmp_path):
