@@ -159,6 +159,11 @@ CASES = [
     (["viz", "embeddings", "--run", "missing", "--out", "e.png"], "does not exist"),
     (["viz", "bigram", "--run", "{run}", "--out", "b.png"], "not a charlm run"),
     (["viz", "playground", "--run", "{notok}"], "no tokenizer.json"),
+    # serve
+    (["serve", "--run", "missing"], "does not exist"),
+    (["serve", "--run", "{corrupt}"], "corrupt"),
+    (["serve", "--run", "{run}", "--port", "70000"], "not a TCP port"),
+    (["serve", "--run", "{run}", "--max-batch", "0"], "must be positive"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "scratchllm.eval.cli",
     "scratchllm.align.cli",
     "scratchllm.viz.cli",
+    "scratchllm.serve.cli",
 ]
 
 
