@@ -140,7 +140,7 @@ def test_export_refuses_a_non_empty_out_and_leaves_it_alone(tmp_path, cli_main, 
     (out / "notes.txt").write_text("mine")
     assert cli_main(["export", "hf", str(run), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: --out '{out}' already exists and is not empty; choose a new directory or delete it"
+    assert err.startswith(f"error: --out '{out}' already holds 'notes.txt'") and "--force" in err and "\n" not in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     (tmp_path / "file").write_text("x")                       # a file in the way is refused the same way
     assert cli_main(["export", "hf", str(run), "--out", str(tmp_path / "file")]) == 2
