@@ -1,8 +1,8 @@
 """The run config: what a training run is made of, as three dataclass tables.
 
 `RunConfig` = `[model]` (a `ModelConfig`: the network's shape) + `[train]` (a `TrainConfig`:
-optimisation, schedule, precision, logging, checkpoints) + `[data]` (a `DataConfig`: where
-the tokens come from). A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
+optimisation, schedule, precision, logging, checkpoints, health) + `[data]` (a `DataConfig`: where
+the tokens come from) + `[track]` (a `TrackConfig`: which tracking backends record the run). A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
 fields; `key=value` overrides fill more; the result is printed at start and saved as
 `runs/NAME/config.toml`, which `load_run_config` reads back.
 
@@ -55,6 +55,11 @@ class TrainConfig:
     compile: bool = False         # torch.compile the model (CUDA)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     progress: bool = True         # tqdm bar
+    nonfinite: Literal["skip", "stop"] = "skip"  # a NaN/inf loss or gradient: drop that update, or save and stop
+    spike_factor: float = 3.0     # log a spike when loss or grad norm exceeds this x its running mean (0 = off)
+    keep_every: int = 0           # also keep every checkpoint whose step is a multiple of this (0 = none)
+    keep_best: bool = False       # also keep the checkpoint with the lowest val_loss
+    sample_every: int = 0         # steps between samples written to samples.jsonl (0 = none; needs a sampler)
 
     def validate(self) -> None:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every"):
@@ -66,6 +71,8 @@ class TrainConfig:
             raise UserError("train.warmup_steps, train.eval_every and train.checkpoint_every must be >= 0")
         if not 0 <= self.decay_frac <= 1:
             raise UserError(f"train.decay_frac must be between 0 and 1, got {self.decay_frac}")
+        if self.spike_factor < 0 or self.keep_every < 0 or self.sample_every < 0:
+            raise UserError("train.spike_factor, train.keep_every and train.sample_every must be >= 0 (0 = off)")
         if self.keep_checkpoints < 1:
             raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
@@ -87,10 +94,16 @@ class DataConfig:
 
 
 @dataclass
+class TrackConfig:
+    backends: str = "jsonl"       # comma list of jsonl, tensorboard, mlflow (jsonl is always written)
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     @property
     def tokens_per_step(self) -> int:
@@ -137,7 +150,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     data = read_toml(path, "run config", bad="fix or re-create the run")
     if "model" not in data:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
-    known = {k: v for k, v in data.items() if k in ("model", "train", "data")}
+    known = {k: v for k, v in data.items() if k in ("model", "train", "data", "track")}
     return from_dict(RunConfig, known)
 
 

@@ -27,7 +27,9 @@ gradient norm is clipped, the learning rate set from the schedule (times a param
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -44,7 +46,10 @@ from scratchllm.errors import UserError
 from scratchllm.model.flops import mfu
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.optim import make_optimizer
+from scratchllm.train.health import SpikeDetector, steps_to_keep
+from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
 from scratchllm.train.schedule import lr_at
+from scratchllm.train.trackers import open_trackers
 from scratchllm.train.tracking import MetricsLog, device_peak_flops, peak_memory_mb
 from scratchllm.utils.atomic import atomic_write_text
 from scratchllm.utils.device import resolve_device
@@ -164,32 +169,38 @@ class TrainResult:
     wall_s: float
     interrupted: bool
     final: dict[str, Any] = field(default_factory=dict)  # the last metrics.jsonl record
+    skipped_steps: int = 0  # updates dropped for a non-finite loss or gradient (train.nonfinite=skip)
 
 
-class _StopOnSigint:
-    """First Ctrl-C asks the loop to save and stop after the current step; a second one kills."""
+class _StopOnSignal:
+    """First Ctrl-C (SIGINT) or SIGTERM (a scheduler's stop, `kill`) asks the loop to save and stop
+    after the current step; a second one of the same kind kills."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        tqdm.write("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        name = signal.Signals(signum).name
+        tqdm.write(f"\n{name}: saving a checkpoint after this step ({name} again to abort)")
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class _Trainer:
-    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer=None):
+    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer=None,
+                 sample=None, trackers=()):
         self.cfg, self.tc = cfg, cfg.train
         self.batches = batches
         self.val_batches = list(val_batches) if val_batches is not None else None
@@ -214,6 +225,10 @@ class _Trainer:
         self.started = time.perf_counter()
         self.lr = 0.0
         self.peak = device_peak_flops(self.device)
+        self.sample, self.trackers = sample, list(trackers)
+        self.spikes = SpikeDetector(self.tc.spike_factor)
+        self.skipped = 0
+        self.last_val: tuple[int, float] | None = None  # (step, val_loss) of the newest validation
 
     def restore(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, RNGs, loader position."""
@@ -239,8 +254,23 @@ class _Trainer:
         state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
-        return ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state,
-                                    keep=self.tc.keep_checkpoints)
+        if self.last_val and self.last_val[0] == self.step:
+            state["val_loss"] = self.last_val[1]  # what keep_best ranks checkpoints by
+        path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
+        self.prune()
+        return path
+
+    def prune(self) -> None:
+        """Apply the retention policy: newest keep_checkpoints, every keep_every-th, the best by val_loss."""
+        steps = ckpt.list_steps(self.out_dir)
+        val = {}
+        if self.tc.keep_best:
+            for s in steps:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    loss = json.loads((ckpt.step_dir(self.out_dir, s) / "state.json").read_text())["val_loss"]
+                    val[s] = loss if loss is not None else math.inf
+        for s in set(steps) - steps_to_keep(steps, self.tc.keep_checkpoints, self.tc.keep_every, val):
+            shutil.rmtree(ckpt.step_dir(self.out_dir, s), ignore_errors=True)
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -260,11 +290,40 @@ class _Trainer:
         n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
-        self.optimizer.step()
+        if self.finite(loss, grad_norm):
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.unsynced_tokens = self.unsynced_tokens + n_tokens
         return loss, grad_norm, n_tokens, metrics
+
+    def finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+        """Whether this update may be applied (one host sync a step). A non-finite loss or gradient
+        is dropped (nonfinite=skip), or saves the run as it was before it and stops (nonfinite=stop)."""
+        if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+            return True
+        if self.tc.nonfinite == "stop":
+            self.optimizer.zero_grad(set_to_none=True)
+            path = self.save()
+            set_status(self.out_dir, "stopped", reason=f"non-finite loss or gradient at step {self.step + 1}")
+            raise UserError(f"the loss or gradient became non-finite at step {self.step + 1}; the run before it is "
+                            f"saved in {path}: lower train.max_lr or raise train.warmup_steps, then --resume "
+                            "(or set train.nonfinite=skip to drop such steps)")
+        self.skipped += 1
+        tqdm.write(f"step {self.step + 1}: non-finite loss or gradient, update skipped ({self.skipped} so far)")
+        return False
+
+    def write_sample(self) -> None:
+        """Text from the model now (the caller's `sample` callable), appended to samples.jsonl."""
+        was_training = self.raw.training
+        self.raw.eval()
+        with torch.no_grad():
+            text = self.sample(self.raw)
+        self.raw.train(was_training)
+        with open(self.out_dir / "samples.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": self.step, "text": text}) + "\n")
+        for tracker in self.trackers:
+            tracker.text("sample", self.step, text)
 
     def validate(self) -> dict[str, float]:
         if not self.val_batches:
@@ -288,7 +347,7 @@ class _Trainer:
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval = _Interval()
-        with _StopOnSigint() as stop:
+        with _StopOnSignal() as stop:
             last = self.step >= tc.max_steps
             while not last and not stop.requested:
                 loss, grad_norm, n_tokens, metrics = self.train_step()
@@ -299,6 +358,8 @@ class _Trainer:
                 if not self.step % tc.log_every or do_eval or last:
                     record = self.log(interval, grad_norm, do_eval, bar)
                     interval = _Interval()
+                if self.sample and tc.sample_every and (self.step % tc.sample_every == 0 or last):
+                    self.write_sample()
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
                     self.save()
         bar.close()
@@ -309,7 +370,8 @@ class _Trainer:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
         elif self.step < tc.max_steps:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
-        return TrainResult(self.step, self.tokens, wall, interrupted, record)
+        set_status(self.out_dir, "interrupted" if interrupted else "done", step=self.step)
+        return TrainResult(self.step, self.tokens, wall, interrupted, record, self.skipped)
 
     def log(self, interval: "_Interval", grad_norm: torch.Tensor, do_eval: bool, bar) -> dict[str, Any]:
         """Write one metrics.jsonl line for the steps since the last one (the only host sync)."""
@@ -322,7 +384,17 @@ class _Trainer:
                   **self._rates(tokens, seconds, self.cfg.model.block_size)}
         if do_eval:
             record.update(self.validate())
+            if "val_loss" in record:
+                self.last_val = (self.step, record["val_loss"])
+        if self.skipped:
+            record["skipped_steps"] = self.skipped
+        if spikes := self.spikes.check(record):
+            record["spike"] = spikes
+            tqdm.write(f"step {self.step}: spike in {' and '.join(spikes)} "
+                       f"(loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})")
         self.metrics.write(record)
+        for tracker in self.trackers:
+            tracker.log(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
                         **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
         return record
@@ -361,13 +433,17 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
 
 def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn: Callable = next_token_loss,
           val_batches: Iterable | None = None, tokens_per_byte: float | None = None, resume: bool = False,
-          quiet: bool = False, optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
+          quiet: bool = False, optimizer: torch.optim.Optimizer | None = None,
+          sample: Callable[[torch.nn.Module], str] | None = None, manifest: str | Path | None = None) -> TrainResult:
     """Train `model` in place per `cfg.train` (cfg: a RunConfig-like dataclass); see the module docstring.
 
     Writes `out_dir/config.toml`, `metrics.jsonl` and `checkpoints/`. With `resume`, continues
     the newest checkpoint in `out_dir` exactly (same batches, same random numbers).
     `optimizer` replaces the default AdamW groups of `make_optimizer` (built over the model's
     parameters, already on the training device); its groups may carry `lr_mult`.
+    `sample(model) -> text` (the caller's, e.g. through the inference engine: train/ is below it)
+    runs every `train.sample_every` steps into samples.jsonl. `manifest`: the data's manifest file
+    (a token directory's meta.json), hashed into run_info.json with the git state and versions.
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
@@ -377,9 +453,18 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     if not quiet:
         tqdm.write(f"# resolved config (saved to {out_dir / 'config.toml'})\n{text}")
     ckpt.seed_everything(cfg.train.seed)
-    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer)
+    info = collect_run_info(cfg.train.seed, str(resolve_device(cfg.train.device)), manifest)
+    write_run_info(out_dir, info)
+    track = getattr(cfg, "track", None)  # finetune's and DPO's configs may not carry a [track] table
+    trackers = open_trackers(track.backends if track else "jsonl", out_dir, info)
+    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer,
+                       sample, trackers)
     if resume:
         trainer.restore()
     elif (out_dir / "metrics.jsonl").exists():
         (out_dir / "metrics.jsonl").unlink()  # a previous attempt that never saved a checkpoint
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        for tracker in trackers:
+            tracker.close()
