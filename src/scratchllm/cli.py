@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "scratchllm.interop.cli",
     "scratchllm.inference.cli",
     "scratchllm.scaling.cli",
+    "scratchllm.runs.cli",
 ]
 
 

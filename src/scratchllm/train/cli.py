@@ -48,13 +48,20 @@ def _config(args):
     return cfg
 
 
+def sample_text(model, tokenizer, prompt: str = "The ", max_new_tokens: int = 48) -> str:
+    """A fixed-seed continuation through the inference engine (the loop's periodic samples)."""
+    from scratchllm.inference.engine import generate_text
+
+    return prompt + "".join(generate_text(model, tokenizer, prompt, max_new_tokens, temperature=0.8, top_k=50, seed=0))
+
+
 def cmd_train(args) -> int:
     from scratchllm.train.pretrain import pretrain
 
     cfg = _config(args)
     out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
     result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
-                               verbose=args.verbose)
+                               verbose=args.verbose, sample=sample_text)
     final = result.final
     if result.interrupted:
         print(f"saved {out} at step {result.step}; continue with: scratchllm train --out {out} --resume")

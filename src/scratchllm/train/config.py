@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 16          # sequences per micro-batch
     grad_accum: int = 1           # micro-batches per optimizer step
     max_steps: int = 1000         # optimizer steps
+    stop_after: int = 0           # save and stop after this step, keeping max_steps' schedule (0 = run to max_steps)
     max_minutes: float = 0.0      # wall-clock budget (0 = none); see schedule.lr_at. Not bitwise reproducible.
     max_lr: float = 6e-4
     min_lr: float = 6e-5
@@ -71,8 +72,8 @@ class TrainConfig:
             raise UserError("train.warmup_steps, train.eval_every and train.checkpoint_every must be >= 0")
         if not 0 <= self.decay_frac <= 1:
             raise UserError(f"train.decay_frac must be between 0 and 1, got {self.decay_frac}")
-        if self.spike_factor < 0 or self.keep_every < 0 or self.sample_every < 0:
-            raise UserError("train.spike_factor, train.keep_every and train.sample_every must be >= 0 (0 = off)")
+        if min(self.spike_factor, self.keep_every, self.sample_every, self.stop_after) < 0:
+            raise UserError("train.spike_factor, keep_every, sample_every and stop_after must be >= 0 (0 = off)")
         if self.keep_checkpoints < 1:
             raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 

@@ -317,7 +317,8 @@ class _Trainer:
         """Text from the model now (the caller's `sample` callable), appended to samples.jsonl."""
         was_training = self.raw.training
         self.raw.eval()
-        with torch.no_grad():
+        # subtle: sampling draws random numbers; forked, the run's own stream (dropout, resume) is untouched
+        with torch.no_grad(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             text = self.sample(self.raw)
         self.raw.train(was_training)
         with open(self.out_dir / "samples.jsonl", "a", encoding="utf-8") as f:
@@ -353,7 +354,7 @@ class _Trainer:
                 loss, grad_norm, n_tokens, metrics = self.train_step()
                 interval.add(loss, n_tokens, metrics)
                 bar.update(1)
-                last = self.step >= tc.max_steps or self.time_frac() >= 1
+                last = self.step >= tc.max_steps or self.time_frac() >= 1 or 0 < tc.stop_after <= self.step
                 do_eval = last or (tc.eval_every and self.step % tc.eval_every == 0)
                 if not self.step % tc.log_every or do_eval or last:
                     record = self.log(interval, grad_norm, do_eval, bar)
@@ -368,7 +369,7 @@ class _Trainer:
         interrupted = stop.requested and not last
         if interrupted:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
-        elif self.step < tc.max_steps:
+        elif self.step < tc.max_steps and not 0 < tc.stop_after <= self.step:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
         set_status(self.out_dir, "interrupted" if interrupted else "done", step=self.step)
         return TrainResult(self.step, self.tokens, wall, interrupted, record, self.skipped)

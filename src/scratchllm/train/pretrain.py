@@ -108,22 +108,23 @@ def resolve_resume(cfg: RunConfig, out_dir: Path, resume: bool, quiet: bool = Fa
 
 
 def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False,
-             token_dir: Path | None = None, force: bool = False, verbose: bool = False):
+             token_dir: Path | None = None, force: bool = False, verbose: bool = False, sample=None):
     """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg).
 
     `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
     `force`: write into a directory holding files that are not a run's; `verbose`: print the resolved
-    config (it is saved to config.toml either way). A failed start removes what it wrote, unless a
+    config (it is saved to config.toml either way). `sample(model, tokenizer) -> text`: the periodic
+    samples of `train.sample_every` (the CLI passes the inference engine's). A failed start removes what it wrote, unless a
     checkpoint exists (then the run can be resumed).
     """
     out_dir = check_output_dir(out_dir, ckpt.RUN_ENTRIES, force=force)
     resume = resolve_resume(cfg, out_dir, resume, quiet)
     with removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))):
-        return _pretrain(cfg, out_dir, resume, progress, quiet, token_dir, verbose)
+        return _pretrain(cfg, out_dir, resume, progress, quiet, token_dir, verbose, sample)
 
 
 def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet: bool, token_dir: Path | None,
-              verbose: bool):
+              verbose: bool, sample=None):
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or prepare_data(cfg, out_dir, progress)
     meta = read_meta(token_dir)
@@ -139,6 +140,8 @@ def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet
     if not quiet:
         print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "
               f"tokens in {token_dir}; {cfg.tokens_per_step:,} tokens a step", flush=True)
+    tokenizer = Tokenizer.load(out_dir / "tokenizer.json") if sample else None
     result = train(model, cfg, loader, out_dir, val_batches=val, tokens_per_byte=tokens_per_byte(meta),
-                   resume=resume, quiet=quiet or not verbose)
+                   resume=resume, quiet=quiet or not verbose, manifest=token_dir / "meta.json",
+                   sample=(lambda m: sample(m, tokenizer)) if sample else None)
     return result, model, token_dir, cfg

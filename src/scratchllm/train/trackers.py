@@ -2,8 +2,8 @@
 
 `track.backends` (the `[track]` table) names them: `jsonl` (always on: `tracking.MetricsLog`,
 the file every other tool of this project reads), `tensorboard` (event files under `OUT/tb/`,
-written by `torch.utils.tensorboard`) and `mlflow` (a local SQLite store `OUT/mlflow.db`, no
-server). A backend is an object with `log(record)` (one metrics.jsonl line), `text(tag, step,
+written by `torch.utils.tensorboard`) and `mlflow` (a local file store `OUT/mlruns/`, no server;
+mlflow-skinny has no SQL store). A backend is an object with `log(record)` (one metrics.jsonl line), `text(tag, step,
 text)` (a sample) and `close()`; it is told the run's metadata (`run_info.json`: config, git,
 versions, device, data hash, seed) once at the start. This module knows nothing of the loop.
 A backend whose package is missing is one `UserError` naming the package (optional extras).
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,17 @@ class TensorBoardTracker:
 
 
 class MlflowTracker:
-    """One MLflow run in a local SQLite store (`OUT/mlflow.db`); a resume continues the same run."""
+    """One MLflow run in a local file store (`OUT/mlruns/`); a resume continues the same run."""
 
     def __init__(self, out_dir: Path, info: dict[str, Any]):
         try:  # optional dependency: mlflow (mlflow-skinny is enough)
             from mlflow.tracking import MlflowClient
         except ImportError as e:
             raise _missing("mlflow-skinny", "mlflow") from e
-        self.client = MlflowClient(tracking_uri=f"sqlite:///{out_dir.resolve() / 'mlflow.db'}")
+        # mlflow 3 keeps the file store in "maintenance mode" behind this switch; it is the store that
+        # needs no database and no server, and what the run directory can carry with it.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        self.client = MlflowClient(tracking_uri=(out_dir.resolve() / "mlruns").as_uri())
         id_file = out_dir / "mlflow_run_id"
         if id_file.is_file():
             self.run_id = id_file.read_text().strip()
