@@ -92,6 +92,15 @@ CASES = [
     (["generate", "--run", "{run}", "--step", "999", "--prompt", "x"], "no checkpoint at step 999"),
     (["chat", "--run", "missing"], "does not exist"),
     (["sample", "--run", "{corrupt}"], "corrupt"),
+    # runs
+    (["runs", "list", "missing"], "no runs in"),
+    (["runs", "show", "missing"], "not a run directory"),
+    (["runs", "compare", "{run}"], "at least two"),
+    (["runs", "compare", "{run}", "missing"], "not a run directory"),
+    (["runs", "dashboard", "missing"], "does not exist"),
+    (["reproduce", "missing", "--out", "out"], "no config.toml"),
+    (["reproduce", "{run}", "--out", "{foreign}"], "did not write"),
+    (["reproduce", "{run}", "--out", "out", "--steps", "0"], "must be positive"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.
