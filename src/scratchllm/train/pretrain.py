@@ -26,7 +26,7 @@ A two-step run on 100 tiny documents:
 ...     "train.progress=false", "train.device=cpu", "train.max_minutes=0"])
 >>> result, model, token_dir, cfg = pretrain(cfg, d / "run", progress=False, quiet=True)
 >>> result.step, sorted(p.name for p in (d / "run").iterdir())
-(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'tokenizer.json', 'tokens'])
+(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'run_info.json', 'tokenizer.json', 'tokens'])
 """
 
 from __future__ import annotations
