@@ -30,8 +30,6 @@ import contextlib
 import json
 import math
 import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ from scratchllm.train.optim import make_optimizer
 from scratchllm.train.health import SpikeDetector, steps_to_keep
 from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
 from scratchllm.train.schedule import lr_at
+from scratchllm.train.signals import StopOnSignal
 from scratchllm.train.trackers import open_trackers
 from scratchllm.train.tracking import MetricsLog, device_peak_flops, peak_memory_mb
 from scratchllm.utils.atomic import atomic_write_text
@@ -170,32 +169,6 @@ class TrainResult:
     interrupted: bool
     final: dict[str, Any] = field(default_factory=dict)  # the last metrics.jsonl record
     skipped_steps: int = 0  # updates dropped for a non-finite loss or gradient (train.nonfinite=skip)
-
-
-class _StopOnSignal:
-    """First Ctrl-C (SIGINT) or SIGTERM (a scheduler's stop, `kill`) asks the loop to save and stop
-    after the current step; a second one of the same kind kills."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-        name = signal.Signals(signum).name
-        tqdm.write(f"\n{name}: saving a checkpoint after this step ({name} again to abort)")
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class _Trainer:
@@ -348,7 +321,7 @@ class _Trainer:
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval = _Interval()
-        with _StopOnSignal() as stop:
+        with StopOnSignal() as stop:
             last = self.step >= tc.max_steps
             while not last and not stop.requested:
                 loss, grad_norm, n_tokens, metrics = self.train_step()
