@@ -44,7 +44,7 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 def is_command_line(mod: str) -> bool:
     last = mod.rsplit(".", 1)[-1]
-    return mod == "scratchllm" or last in ("cli", "__main__")
+    return mod == "scratchllm" or last in ("cli", "__main__") or last.endswith("_cli")
 
 
 def layer(mod: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import shutil
 import sys
@@ -61,6 +62,9 @@ CASES = [
     (["train", "--data", "missing.txt", "--out", "out", *TINY], "does not exist"),
     (["train", "--data", "{empty}", "--out", "out", *TINY], "empty"),
     (["train", "--data", "{binary}", "--out", "out", *TINY], "binary data"),
+    (["train", "--out", "out", "parallel.dp=zero", *TINY], "parallel.dp"),
+    (["memory", "--gpus", "3"], "does not divide over 3 GPUs"),
+    (["memory", "--gpus", "0"], "--gpus must be at least 1"),
     (["train", "--data", "{text}", "--out", "{foreign}", *TINY], "did not write"),
     (["train", "--out", "{foreign_file}", *TINY], "is a file"),
     (["train", "--out", "out", "train.max_steps=many"], "needs a int"),
@@ -92,6 +96,69 @@ CASES = [
     (["generate", "--run", "{run}", "--step", "999", "--prompt", "x"], "no checkpoint at step 999"),
     (["chat", "--run", "missing"], "does not exist"),
     (["sample", "--run", "{corrupt}"], "corrupt"),
+    # fine-tuning
+    (["finetune", "--run", "missing", "--data", "{text}", "--out", "out"], "does not exist"),
+    (["finetune", "--run", "{run}", "--data", "missing.json", "--out", "out"], "missing.json"),
+    (["finetune", "--run", "{run}", "--data", "{text}", "--out", "{run}"], "already holds"),
+    (["merge", "--run", "missing", "--out", "out"], "does not exist"),
+    (["merge", "--run", "{run}", "--out", "out"], "not a LoRA run"),
+    # data quality classifier
+    (["data", "quality-train", "--reference", "missing.txt", "--web", "{text}", "--out", "q.safetensors"],
+     "does not exist"),
+    # quantization and GGUF
+    (["quantize", "--run", "missing", "--bits", "8", "--out", "q"], "does not exist"),
+    (["quantize", "--run", "{run}", "--bits", "3", "--out", "q"], "bits"),
+    (["quantize", "--run", "{run}", "--bits", "4", "--method", "gptq", "--out", "q"], "--calib"),
+    (["export", "gguf", "missing", "--out", "x.gguf"], "does not exist"),
+    # evaluation
+    (["eval", "--run", "{run}", "--tasks", "no_such_task", "--out", "e"], "no_such_task"),
+    (["eval", "judge", "--answers", "missing.jsonl", "--endpoint", "http://127.0.0.1:9", "--out", "j"],
+     "does not exist"),
+    (["eval", "contamination", "--tasks", "arc_easy", "--corpus", "missing.txt", "--out", "c"], "does not exist"),
+    (["redteam", "--run", "missing", "--out", "r"], "does not exist"),
+    # scaling
+    (["scaling", "sweep", "--flops", "1e13,x", "--sizes", "2", "--out", "out"], "comma-separated"),
+    (["scaling", "sweep", "--flops", "1e3", "--sizes", "2", "--out", "out"], "raise --flops"),
+    (["scaling", "fit", "missing", "--out", "fit.json"], "no manifest.json"),
+    (["scaling", "fit", "--points", "{empty}", "--out", "fit.json"], "at least 5 points"),
+    (["scaling", "plan", "--flops", "1e18", "--law", "kaplan"], "unknown published law"),
+    (["scaling", "plan", "--flops", "1e18", "--fit", "missing"], "no fit"),
+    # align
+    (["align", "dpo", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
+    (["align", "dpo", "--run", "{run}", "--out", "out"], "needs --run SFT"),
+    (["align", "dpo", "--run", "{run}", "--data", "missing.jsonl", "--out", "out"], "does not exist"),
+    (["align", "dpo", "--run", "{run}", "--data", "{text}", "--out", "out"], "not valid JSON"),
+    (["align", "dpo", "--run", "{run}", "--data", "{same_pairs}", "--out", "out"], "identical chosen and rejected"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"], "context"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--out", "out", "--label-smoothing", "0.7"],
+     "label_smoothing"),
+    (["align", "dpo", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "dpo", "--out", "out", "--resume"], "nothing to resume"),
+    (["align", "reward", "--run", "{run}", "--out", "out"], "needs --run SFT"),
+    (["align", "reward", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
+    (["align", "reward", "--run", "{run}", "--data", "{same_pairs}", "--out", "out"], "identical chosen and rejected"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--val-data", "{long_pairs}", "--out", "out"],
+     "context"),
+    (["align", "reward", "--run", "{run}", "--data", "{long_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "not a reward model"),
+    (["align", "pairs", "--run", "{run}", "--reward", "missing", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "does not exist"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl",
+      "--k", "1"], "at least 2"),
+    # viz
+    (["viz", "tokens", "--run", "{notok}", "--prompt", "x", "--out", "t.png"], "no tokenizer.json"),
+    (["viz", "tokens", "--run", "{run}", "--prompt", "x", "--out", "t.jpg"], "must end in .png or .html"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--layer", "5", "--out", "a.png"], "--layer 5 is out of range"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--head", "-1", "--out", "a.png"], "--head -1 is out of range"),
+    (["viz", "attention", "--run", "{run}", "--prompt", "x", "--animate", "--out", "a.png"], "must end in .gif"),
+    (["viz", "logit-lens", "--run", "{run}", "--prompt", BIG_PROMPT, "--out", "l.png"], "context"),
+    (["viz", "saliency", "--run", "{run}", "--prompt", "x", "--target", "several words", "--out", "s.png"],
+     "exactly one token"),
+    (["viz", "inference", "--run", "{run}", "--prompt", "x", "--temperature", "-1", "--out", "i.html"], "temperature"),
+    (["viz", "embeddings", "--run", "missing", "--out", "e.png"], "does not exist"),
+    (["viz", "bigram", "--run", "{run}", "--out", "b.png"], "not a charlm run"),
+    (["viz", "playground", "--run", "{notok}"], "no tokenizer.json"),
     # runs
     (["runs", "list", "missing"], "no runs in"),
     (["runs", "show", "missing"], "not a run directory"),
@@ -109,8 +176,9 @@ _PROGRESS = re.compile(r"\[\d\d:\d\d")
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
+    if not subs or parser.get_default("func"):   # a command that also runs without a sub-command (eval)
         yield prefix
+    if not subs:
         return
     for name, sub in subs[0].choices.items():
         yield from _commands(sub, prefix + (name,))
@@ -133,6 +201,8 @@ def world(tmp_path_factory):
     docs = corpus(root)
     assert main(["train", "--data", str(docs), "--out", str(root / "run"), *TINY]) == 0
     shutil.copytree(root / "run", root / "corrupt")
+    shutil.copytree(root / "run", root / "notok")
+    (root / "notok" / "tokenizer.json").unlink()
     weights = next((root / "corrupt" / "checkpoints").glob("step-*")) / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-8:] = b"\xff" * 8
@@ -143,9 +213,12 @@ def world(tmp_path_factory):
     (root / "foreign_file").write_text("a file where a directory should be")
     (root / "empty.txt").write_text("")
     (root / "binary.txt").write_bytes(bytes(range(256)) * 200)
-    files = {"run": root / "run", "corrupt": root / "corrupt", "tok": root / "run" / "tokenizer.json",
+    (root / "same_pairs.jsonl").write_text('{"prompt": "hi", "chosen": "yo", "rejected": "yo"}\n')
+    (root / "long_pairs.jsonl").write_text(json.dumps({"prompt": BIG_PROMPT, "chosen": "a", "rejected": "b"}) + "\n")
+    files = {"run": root / "run", "corrupt": root / "corrupt", "notok": root / "notok", "tok": root / "run" / "tokenizer.json",
              "text": docs / "doc0.txt", "foreign": root / "foreign", "foreign_file": root / "foreign_file",
-             "empty": root / "empty.txt", "binary": root / "binary.txt"}
+             "empty": root / "empty.txt", "binary": root / "binary.txt",
+             "same_pairs": root / "same_pairs.jsonl", "long_pairs": root / "long_pairs.jsonl"}
     return root, {k: str(v) for k, v in files.items()}
 
 

@@ -29,6 +29,10 @@ COMMAND_MODULES = [
     "scratchllm.interop.cli",
     "scratchllm.inference.cli",
     "scratchllm.scaling.cli",
+    "scratchllm.inference.quantize_cli",
+    "scratchllm.eval.cli",
+    "scratchllm.align.cli",
+    "scratchllm.viz.cli",
     "scratchllm.runs.cli",
 ]
 

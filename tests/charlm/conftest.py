@@ -1,16 +1,12 @@
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "char"
+from shared_data import require_shared
 
 
 @pytest.fixture
 def names_path() -> Path:
-    path = DATA / "names.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} is not here (real data is optional)")
-    return path
+    return require_shared("char/names.txt")
 
 
 @pytest.fixture

@@ -104,3 +104,31 @@ def test_download_offline_is_one_line_error(tmp_path):
     assert download("tiny-shakespeare", tmp_path, url="http://no-such-host.invalid/x").read_text() == "cached"
     with pytest.raises(UserError, match="unknown corpus"):
         download("nope", tmp_path)
+
+
+def _documents(out, split):
+    """The split's documents as text: its shards read back, cut at the end-of-text separators."""
+    from scratchllm.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(out / "tokenizer.json")
+    ids = [int(t) for p in list_shards(out, split) for t in read_shard(p)]
+    docs, current = [], []
+    for t in ids + [tok.eot_id]:
+        if t == tok.eot_id:
+            if current:
+                docs.append(tok.decode(current))
+            current = []
+        else:
+            current.append(t)
+    return docs
+
+
+def test_upsampled_copies_stay_in_one_split(tmp_path, corpus, tokenizer_path):
+    recipe = _recipe(corpus, tokenizer_path, val_fraction=0.25)
+    recipe.sources[0].epochs = 3.0                  # every kept document three times
+    prepare(recipe, tmp_path / "out", progress=False)
+    train, val = _documents(tmp_path / "out", "train"), _documents(tmp_path / "out", "val")
+    assert len(val) >= 3 and len(set(val)) == len(val)            # val never repeats a document
+    assert not set(train) & set(val)                              # no copy crosses the split
+    assert all(train.count(doc) == 3 for doc in set(train))       # train holds all three copies
+    assert len(set(train)) + len(val) == 40

@@ -27,7 +27,17 @@ def test_top_k_never_picks_outside_the_top_k(logits):
 
 def test_top_k_keeps_exactly_k_even_with_ties():
     kept = top_k_filter(torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0]]), 2)
-    assert torch.isfinite(kept).sum() == 2
+    # two of the three tied largest, unchanged, the rest -inf (which two is torch.topk's choice)
+    finite = torch.isfinite(kept[0]).nonzero().flatten().tolist()
+    assert len(finite) == 2 and set(finite) <= {1, 2, 3} and kept[0, finite].tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("k", [1, 3, 49, 50, 80])
+def test_top_k_keeps_the_k_largest_like_a_sort(logits, k):
+    kept = top_k_filter(logits, k)
+    for row, out in zip(logits.tolist(), kept.tolist()):
+        winners = sorted(range(len(row)), key=lambda i: -row[i])[:k]      # the oracle (no ties in random logits)
+        assert out == [row[i] if i in winners else float("-inf") for i in range(len(row))]
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.99])

@@ -7,6 +7,7 @@ downloads), random batches, greedy decoding both ways, a tiny tokenizer.
 from __future__ import annotations
 
 import torch
+from hf_random import randomize
 
 VOCAB = 320
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -31,19 +32,6 @@ HF_CASES = {
 }
 ARCH = {"GPT2Config": "GPT2LMHeadModel", "LlamaConfig": "LlamaForCausalLM",
         "Qwen2Config": "Qwen2ForCausalLM", "MistralConfig": "MistralForCausalLM", "Qwen3Config": "Qwen3ForCausalLM"}
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> None:
-    """Every parameter random (HF zero-initialises biases and sets norms to one, which hides bugs)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            is_norm = p.ndim == 1 and ("norm" in name or ".ln_" in name)
-            if is_norm and name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * noise)
-            else:
-                p.copy_(0.1 * noise)
 
 
 def make_hf_model(case: str, seed: int = 0):

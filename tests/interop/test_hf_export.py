@@ -13,7 +13,7 @@ from scratchllm.errors import UserError
 from scratchllm.interop.hf import export_hf, load_hf
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.transformer import Transformer
-from scratchllm.train.checkpoint import save_run_weights
+from scratchllm.train.checkpoint import save_checkpoint, save_run_weights
 
 transformers = pytest.importorskip("transformers")
 
@@ -131,3 +131,35 @@ def test_character_tokenizer_cannot_be_exported(tmp_path):
     run, _ = make_run(tmp_path, ModelConfig(**SMALL), CharTokenizer.from_text("hello world"))
     with pytest.raises(UserError, match="character-level tokenizer"):
         export_hf(run, tmp_path / "hf")
+
+
+def test_export_refuses_a_non_empty_out_and_leaves_it_alone(tmp_path, cli_main, capsys):
+    run, _ = make_run(tmp_path, OURS[next(iter(OURS))][0])
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert cli_main(["export", "hf", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out '{out}' already exists and is not empty; choose a new directory or delete it"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("x")                       # a file in the way is refused the same way
+    assert cli_main(["export", "hf", str(run), "--out", str(tmp_path / "file")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()                                             # an empty directory is fine
+    assert cli_main(["export", "hf", str(run), "--out", str(empty)]) == 0
+    assert (empty / "config.json").is_file()
+
+
+def test_export_step_picks_that_checkpoint(tmp_path, cli_main):
+    run, first = make_run(tmp_path, OURS["gpt2"][0])
+    later = Transformer(first.config).eval()
+    randomize(later, seed=5)
+    save_checkpoint(run, 9, later)                    # a newer step with other weights
+    idx = random_batch(VOCAB, length=16, seed=3)
+    for step, ours in ((None, later), (0, first)):
+        out = tmp_path / f"hf-{step}"
+        assert cli_main(["export", "hf", str(run), "--out", str(out), *(["--step", str(step)] if step is not None else [])]) == 0
+        hf_model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+        with torch.no_grad():
+            assert (hf_model(idx).logits - ours(idx)).abs().max().item() <= 1e-4
+    assert cli_main(["export", "hf", str(run), "--out", str(tmp_path / "x"), "--step", "4"]) == 2

@@ -12,6 +12,7 @@ import pytest
 import torch
 from interop_helpers import (HF_CASES, MIXED_TEXT, VOCAB, greedy_hf, greedy_ours, make_hf_model, random_batch,
                              tiny_tokenizer)
+from shared_data import require_shared
 
 import scratchllm
 from scratchllm.interop.hf import load_hf
@@ -110,10 +111,7 @@ def test_import_command_writes_a_loadable_run(hf_dirs, tmp_path, cli_main, case)
 
 
 def _gpt2_files() -> tuple[Path, Path]:
-    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "tokenizer" / "gpt2"
-    if not (root / "encoder.json").is_file():
-        pytest.skip(f"GPT-2 tokenizer files not found under {root}")
-    return root / "encoder.json", root / "vocab.bpe"
+    return (require_shared("tokenizer/gpt2/encoder.json"), require_shared("tokenizer/gpt2/vocab.bpe"))
 
 
 def test_import_real_gpt2_tokenizer_json(tmp_path):

@@ -55,3 +55,38 @@ def test_causal_future_tokens_never_change_past_logits(style, request):
         a, b = (a[0], b[0]) if attention else (a, b)
         assert torch.equal(a[:, :12], b[:, :12])
         assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+@pytest.mark.parametrize("kind", HEADS)
+@pytest.mark.parametrize("start", [0, 3])
+def test_both_paths_equal_a_loop_over_heads_and_positions(kind, start):
+    # The oracle, one query at a time: query head h reads kv head h // (H / Hkv) (GQA groups are
+    # contiguous, as in Llama's repeat_kv), sees keys 0..start+i, scores scaled by 1/sqrt(hd).
+    q = torch.randn(1, 4, 5, 8, dtype=torch.float64)
+    k = torch.randn(1, HEADS[kind], start + 5, 8, dtype=torch.float64)
+    v = torch.randn(1, HEADS[kind], start + 5, 8, dtype=torch.float64)
+    group = 4 // HEADS[kind]
+    expected = torch.zeros_like(q)
+    for h in range(4):
+        for i in range(5):
+            keys, values = k[0, h // group, : start + i + 1], v[0, h // group, : start + i + 1]
+            w = torch.softmax(keys @ q[0, h, i] / 8 ** 0.5, dim=0)
+            expected[0, h, i] = w @ values
+    ref, _ = reference_attention(q, k, v, start)
+    assert torch.allclose(ref, expected, atol=1e-6)     # its softmax runs in fp32 by design
+    assert torch.allclose(sdpa_attention(q, k, v, start), expected, atol=1e-10)
+
+
+def test_attention_dropout_acts_on_the_weights_in_training_only(llama_config):
+    from scratchllm.model.attention import Attention
+
+    attn = Attention(llama_config(dropout=0.5), layer=0)
+    attn.resid_dropout.p = 0.0            # only the attention-weight dropout is left to act
+    x = torch.randn(2, 6, 32)
+    eval_out, weights = attn.eval()(x)
+    assert weights is None                # no weights unless asked for
+    for need_weights in (False, True):
+        torch.manual_seed(0)
+        train_out, _ = attn.train()(x, need_weights=need_weights)
+        assert not torch.allclose(train_out, eval_out, atol=1e-4), need_weights
+    assert torch.allclose(attn.eval()(x, need_weights=True)[0], eval_out, atol=1e-5)

@@ -1,7 +1,14 @@
 """End to end in seconds: `scratchllm speedrun` with tiny settings on a slice of the built-in corpus."""
 
 import json
+import math
 
+import numpy as np
+import pytest
+import torch
+from test_baselines import _oracle
+
+import scratchllm
 from scratchllm.cli import main
 
 TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "train.batch_size=4",
@@ -19,13 +26,21 @@ def test_speedrun_writes_report_metrics_and_a_loadable_run(tmp_path, capsys):
         assert needle in report
     assert (out / "loss.png").stat().st_size > 1000
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["val_bpb"] > 0 and last["val_loss"] > 0 and last["bigram_bpb"] > 0
-
-    import scratchllm
+    # The figures against their formulas, from the token directory read by its documented layout.
+    meta = json.loads((out / "tokens" / "meta.json").read_text())
+    val_tokens, val_bytes = meta["splits"]["val"]["tokens"], meta["splits"]["val"]["bytes"]
+    assert last["val_bpb"] == pytest.approx(last["val_loss"] / math.log(2) * val_tokens / val_bytes, rel=1e-9)
+    split = {s: np.concatenate([np.fromfile(p, dtype="<u2", offset=64) for p in sorted((out / "tokens").glob(f"{s}-*.bin"))])
+             for s in ("train", "val")}
+    assert len(split["val"]) == val_tokens
+    unigram, bigram = _oracle(split["train"].tolist(), split["val"].tolist(), meta["vocab_size"])
+    assert last["unigram_bpb"] == pytest.approx(unigram / val_bytes, rel=1e-9)
+    assert last["bigram_bpb"] == pytest.approx(bigram / val_bytes, rel=1e-9)
 
     run = scratchllm.load(out)
-    assert run.model(__import__("torch").tensor([[1, 2, 3]])).shape[-1] == run.config.model.vocab_size
-    assert run.tokenizer.vocab_size == 300
+    assert run.tokenizer.vocab_size == meta["vocab_size"] == 300
+    assert run.config.model.vocab_size == 320          # 300 rounded up to the next multiple of 64
+    assert run.model(torch.tensor([[1, 2, 3]])).shape[-1] == 320
 
 
 def test_speedrun_refuses_to_overwrite(tmp_path, capsys):

@@ -1,9 +1,10 @@
 """Shared fixtures: OpenAI's tokenizers, ours and tiktoken's, built once per test session from the
-shared files (tests that need them skip when the files are absent)."""
+shared files (through `require_shared`: skipped when absent, a failure in CI)."""
 
 from __future__ import annotations
 
 import pytest
+from shared_data import require_shared
 from tok_paths import TOKDIR
 
 
@@ -11,14 +12,9 @@ def _ours(name: str):
     from scratchllm.tokenizer import formats
 
     if name == "gpt2":
-        files = [TOKDIR / "gpt2" / "encoder.json", TOKDIR / "gpt2" / "vocab.bpe"]
-        if not all(f.is_file() for f in files):
-            pytest.skip("GPT-2 tokenizer files not available")
-        return formats.import_gpt2(*files)
-    path = TOKDIR / f"{name}.tiktoken"
-    if not path.is_file():
-        pytest.skip(f"{path} not available")
-    return formats.import_tiktoken(path, name)
+        require_shared("tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe")
+        return formats.import_gpt2(TOKDIR / "gpt2" / "encoder.json", TOKDIR / "gpt2" / "vocab.bpe")
+    return formats.import_tiktoken(require_shared(f"tokenizer/{name}.tiktoken"), name)
 
 
 def _reference(name: str):

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scratchllm.tokenizer import char as vocab
 from scratchllm.errors import UserError
 from scratchllm.tokenizer import Tokenizer, bpe_json, formats, load_tokenizer
 
@@ -123,7 +124,6 @@ def test_gpt2_import_cli_json_roundtrip(openai_pair, tmp_path):
 
 
 def test_char_type_dispatch(tmp_path):
-    vocab = pytest.importorskip("scratchllm.tokenizer.char")
     tok = vocab.CharTokenizer.from_text("abc")
     tok.save(tmp_path / "c.json")
     assert load_tokenizer(tmp_path / "c.json").encode("cab") == tok.encode("cab")

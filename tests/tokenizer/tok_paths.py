@@ -1,8 +1,6 @@
 """Where the shared tokenizer files are (a uniquely named module, importable from any test file)."""
 
-import os
-from pathlib import Path
+from shared_data import SHARED_DATA
 
-DATA = Path(os.environ.get("SCRATCHLLM_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-TOKDIR = DATA / "tokenizer"
+TOKDIR = SHARED_DATA / "tokenizer"
 ENCODINGS = ["gpt2", "cl100k_base", "o200k_base"]

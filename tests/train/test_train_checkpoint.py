@@ -1,10 +1,12 @@
 """Checkpoints: round trips, a save killed halfway never counts, corruption is a clear error."""
 
 import json
+import random
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,10 +40,14 @@ def test_keep_last_k_and_rng_round_trip(model, tmp_path):
     for step in (1, 2, 3):
         ckpt.save_checkpoint(tmp_path, step, model, keep=2)
     assert ckpt.list_steps(tmp_path) == [2, 3]
+    # Each generator a resumed run draws from: Python's (shuffles), NumPy's (data order), torch's (dropout, init).
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
     state = ckpt.rng_state()
-    a = torch.rand(3)
+    draws = (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), torch.rand(3))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)       # something else ran in between
     ckpt.set_rng_state(json.loads(json.dumps(state)))  # survives JSON, as in state.json
-    assert torch.equal(torch.rand(3), a)
+    again = (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), torch.rand(3))
+    assert again[:3] == draws[:3] and torch.equal(again[3], draws[3])
 
 
 def test_save_killed_midway_leaves_no_valid_checkpoint(model, tmp_path):

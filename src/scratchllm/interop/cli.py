@@ -2,6 +2,7 @@
 
     scratchllm import hf path/to/hf_model --out runs/imported
     scratchllm export hf runs/imported --out exported/
+    scratchllm export gguf runs/imported --out model.gguf --type q8_0      # for llama.cpp / Ollama
     python -c "from transformers import AutoModelForCausalLM as M; print(M.from_pretrained('exported'))"
 """
 
@@ -29,6 +30,12 @@ def register(subparsers) -> None:
     e.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     e.add_argument("--force", action="store_true", help="replace --out even if it is not empty")
     e.set_defaults(func=cmd_export_hf)
+    g = esub.add_parser("gguf", help="one .gguf file for llama.cpp / Ollama (GPT-2 or Llama style shapes)")
+    g.add_argument("run_dir", help="run directory (full precision)")
+    g.add_argument("--out", required=True, help="the .gguf file to write")
+    g.add_argument("--type", default="f16", dest="gguf_type", help="f16 (default), q8_0 or q4_0 (llama.cpp's block formats)")
+    g.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    g.set_defaults(func=cmd_export_gguf)
 
 
 def cmd_import_hf(args) -> int:
@@ -63,4 +70,14 @@ def cmd_export_hf(args) -> int:
         return 0
     out = export_hf(args.run_dir, args.out, step=args.step)
     print(f"exported {args.run_dir} -> {out} (load it with AutoModelForCausalLM.from_pretrained('{out}'))")
+    return 0
+
+
+def cmd_export_gguf(args) -> int:
+    from scratchllm.inference.gguf import export_gguf
+
+    info = export_gguf(args.run_dir, args.out, args.gguf_type, step=args.step)
+    print(f"exported {args.run_dir} -> {args.out} ({info['arch']} architecture, {args.gguf_type}, "
+          f"{info['bytes'] / 1e6:.2f} MB, pre-tokenizer {info['pre_tokenizer']}); run it with llama.cpp: "
+          f"llama-cli -m {args.out}")
     return 0

@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from scratchllm.errors import UserError
 from scratchllm.interop.hf import export_hf, import_hf
 from scratchllm.interop.hf_config import config_to_hf
-from scratchllm.interop.hf_files import read_json
+from scratchllm.interop.hf_files import read_hf_json
 from scratchllm.interop.hf_weights import GPT2_PREFIX, weight_rules
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.lora import ADAPTER_CONFIG, AdapterOnly, LoraConfig, adapter_spec, apply_lora, load_adapter_state
@@ -170,7 +170,7 @@ def export_peft(run_dir: str | Path, out: str | Path, step: int | None = None) -
     run_dir, out = Path(run_dir), Path(out)
     if not is_lora_run(run_dir):
         raise UserError(f"'{run_dir}' is not a LoRA run; export it with scratchllm export hf (no adapter to write)")
-    spec = read_json(run_dir / ADAPTER_CONFIG)
+    spec = read_hf_json(run_dir / ADAPTER_CONFIG)
     if spec.get("quantized"):
         raise UserError(f"'{run_dir}' is a QLoRA run on an NF4 base, which PEFT loads only through bitsandbytes; "
                         "merge it (scratchllm merge) and export the merged run")
@@ -187,7 +187,7 @@ def export_peft(run_dir: str | Path, out: str | Path, step: int | None = None) -
 def import_peft(adapter_dir: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
     """A PEFT adapter directory (+ its HF base) -> LoRA run `out` with the base imported into `out/base`."""
     adapter_dir, out = Path(adapter_dir), Path(out)
-    config = read_json(adapter_dir / "adapter_config.json")
+    config = read_hf_json(adapter_dir / "adapter_config.json")
     base_dir = Path(base or config.get("base_model_name_or_path") or "")
     if not (base_dir / "config.json").is_file():
         raise UserError(f"the adapter's base model '{base_dir}' is not a local Hugging Face directory; "
@@ -197,7 +197,7 @@ def import_peft(adapter_dir: str | Path, out: str | Path, base: str | Path | Non
     with atomic_directory(out) as tmp:
         import_hf(base_dir, tmp / "base")
         base_run = load_run(tmp / "base")
-        hf_cfg = read_json(base_dir / "config.json")
+        hf_cfg = read_hf_json(base_dir / "config.json")
         state, lora, ranks = peft_to_adapter(load_file(str(adapter_dir / PEFT_WEIGHTS)), config,
                                              base_run.config.model, hf_cfg)
         model = base_run.model

@@ -20,8 +20,10 @@ from __future__ import annotations
 from scratchllm.model.config import ModelConfig
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU on known GPUs.
+# Checked in order: a more specific name ("H100 PCIE") must come before the name it contains.
 PEAK_BF16_FLOPS = {
-    "H100": 989e12,   # SXM; the PCIe card is 756e12
+    "H100 PCIE": 756e12,
+    "H100": 989e12,   # SXM
     "H200": 989e12,
     "A100": 312e12,
 }

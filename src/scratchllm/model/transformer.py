@@ -81,7 +81,8 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight   # one matrix reads tokens in and writes them out
-        self.gradient_checkpointing = False             # recompute each block's activations in backward
+        # recompute activations in backward: False = never, True (= 1) every block, k: blocks 0, k, 2k, ...
+        self.gradient_checkpointing: bool | int = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -139,8 +140,9 @@ class Transformer(nn.Module):
         rope = self._rope(positions, start, T)
         hidden, weights = [x], []
         recompute = self.gradient_checkpointing and self.training and kv_cache is None and not return_attention
-        for block in self.blocks:
-            if recompute:
+        every = int(self.gradient_checkpointing) or 1
+        for i, block in enumerate(self.blocks):
+            if recompute and i % every == 0:
                 x, _ = checkpoint(block, x, rope, None, False, mask, use_reentrant=False)
             else:
                 x, w = block(x, rope, kv_cache, return_attention, mask)

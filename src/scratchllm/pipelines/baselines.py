@@ -58,7 +58,7 @@ def bigram_bits(train: np.ndarray, val: np.ndarray, vocab_size: int) -> float:
     return float(-np.log2(uni[val[0]]) - np.log2(p).sum())
 
 
-def _split_tokens(token_dir: Path, split: str, limit: int) -> np.ndarray:
+def split_tokens(token_dir: Path, split: str, limit: int) -> np.ndarray:
     parts, total = [], 0
     for path in list_shards(token_dir, split):
         shard = read_shard(path)[: max(0, limit - total)]
@@ -74,8 +74,8 @@ def ngram_baselines(token_dir: str | Path) -> dict[str, float]:
     token_dir = Path(token_dir)
     meta = read_meta(token_dir)
     V = meta["vocab_size"]
-    train = _split_tokens(token_dir, "train", MAX_FIT_TOKENS)
-    val = _split_tokens(token_dir, "val", 2**62)
+    train = split_tokens(token_dir, "train", MAX_FIT_TOKENS)
+    val = split_tokens(token_dir, "val", 2**62)
     val_bytes = meta["splits"]["val"]["bytes"]
     return {"unigram_bpb": unigram_bits(train, val, V) / val_bytes,
             "bigram_bpb": bigram_bits(train, val, V) / val_bytes}

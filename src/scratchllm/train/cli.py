@@ -1,8 +1,11 @@
-"""`scratchllm train`: pretrain a model from a preset, on raw text or a token directory.
+"""`scratchllm train`: pretrain a model from a preset, on raw text or a token directory;
+`scratchllm memory`: what training it takes per GPU, for each parallel layout.
 
     scratchllm train --preset tiny-cpu --out runs/tiny                       # built-in corpus
     scratchllm train --preset small --data books.jsonl.xz --out runs/books train.max_steps=2000
     scratchllm train --out runs/books --resume                               # continue exactly
+    torchrun --nproc-per-node 8 -m scratchllm train --preset gpt2-124m parallel.dp=fsdp
+    scratchllm memory --preset gpt2-124m --gpus 8 --gpu-mem 80 train.batch_size=64
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ def register(subparsers) -> None:
     p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=500")
     p.set_defaults(func=cmd_train)
+    _register_memory(subparsers)
+
+
+def _register_memory(subparsers) -> None:
+    p = subparsers.add_parser("memory", help="plan training memory per GPU: params, grads, optimizer, activations",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tiny-cpu", help="preset name or .toml path (default tiny-cpu)")
+    p.add_argument("--gpus", type=int, default=1, help="ranks the global batch and (FSDP) the state are split over")
+    p.add_argument("--gpu-mem", type=float, default=80.0, help="memory of one GPU in GiB (default 80)")
+    p.add_argument("--fp32", action="store_true", help="activations in fp32 (CPU) instead of bf16 autocast (CUDA)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.batch_size=32")
+    p.set_defaults(func=cmd_memory)
 
 
 def _config(args):
@@ -56,12 +71,20 @@ def sample_text(model, tokenizer, prompt: str = "The ", max_new_tokens: int = 48
 
 
 def cmd_train(args) -> int:
+    import os
+
+    from scratchllm.train import distributed
     from scratchllm.train.pretrain import pretrain
 
     cfg = _config(args)
     out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
-    result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
-                               verbose=args.verbose, sample=sample_text)
+    try:
+        result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
+                                   verbose=args.verbose, sample=sample_text)
+    finally:
+        distributed.shutdown()
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun rank 0 reports
     final = result.final
     if result.interrupted:
         print(f"saved {out} at step {result.step}; continue with: scratchllm train --out {out} --resume")
@@ -70,4 +93,24 @@ def cmd_train(args) -> int:
     print(f"done: {result.step} steps, {result.tokens:,} tokens in {result.wall_s:.0f}s; {figures}")
     prompt = "The " if cfg.data.path else "def "  # the built-in corpus is Python source
     print(f'generate with: scratchllm generate --run {out} --prompt "{prompt}"')
+    return 0
+
+
+def cmd_memory(args) -> int:
+    from scratchllm.errors import UserError
+    from scratchllm.train.config import resolve_run_config
+    from scratchllm.train.memory import format_plan, plan_memory
+
+    if args.gpus < 1 or args.gpu_mem <= 0:
+        raise UserError(f"--gpus must be at least 1 and --gpu-mem positive (got {args.gpus} and {args.gpu_mem:g})")
+    cfg = resolve_run_config(args.preset, args.overrides)
+    if cfg.train.batch_size % args.gpus:
+        raise UserError(f"train.batch_size={cfg.train.batch_size} does not divide over {args.gpus} GPUs; "
+                        f"pass a multiple of {args.gpus} (the global batch is split evenly)")
+    plan = plan_memory(cfg.model, cfg.train.batch_size, args.gpus, dtype_bytes=4 if args.fp32 else 2)
+    m = cfg.model
+    print(f"{args.preset}: {m.n_layer} layers, n_embd {m.n_embd}, vocab {m.vocab_size}, context {m.block_size}; "
+          f"micro-batch {cfg.train.batch_size} rows over {args.gpus} GPU(s); GiB per rank")
+    print(format_plan(plan, args.gpu_mem))
+    print("params/grads/optimizer are exact (fp32 AdamW); activations are estimates; allow ~10% for the CUDA context")
     return 0

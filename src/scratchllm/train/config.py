@@ -1,8 +1,10 @@
-"""The run config: what a training run is made of, as three dataclass tables.
+"""The run config: what a training run is made of, as four dataclass tables.
 
 `RunConfig` = `[model]` (a `ModelConfig`: the network's shape) + `[train]` (a `TrainConfig`:
 optimisation, schedule, precision, logging, checkpoints, health) + `[data]` (a `DataConfig`: where
-the tokens come from) + `[track]` (a `TrackConfig`: which tracking backends record the run). A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
+the tokens come from) + `[parallel]` (a `ParallelConfig`: DDP or FSDP under torchrun) + `[track]`
+(a `TrackConfig`: which tracking backends record the run).
+A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
 fields; `key=value` overrides fill more; the result is printed at start and saved as
 `runs/NAME/config.toml`, which `load_run_config` reads back.
 
@@ -55,6 +57,7 @@ class TrainConfig:
     keep_checkpoints: int = 2     # newest K step directories kept
     compile: bool = False         # torch.compile the model (CUDA)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    checkpoint_blocks_every: int = 1      # with gradient_checkpointing: only every k-th block (selective)
     progress: bool = True         # tqdm bar
     nonfinite: Literal["skip", "stop"] = "skip"  # a NaN/inf loss or gradient: drop that update, or save and stop
     spike_factor: float = 3.0     # log a spike when loss or grad norm exceeds this x its running mean (0 = off)
@@ -63,7 +66,7 @@ class TrainConfig:
     sample_every: int = 0         # steps between samples written to samples.jsonl (0 = none; needs a sampler)
 
     def validate(self) -> None:
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every"):
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every", "checkpoint_blocks_every"):
             if getattr(self, name) <= 0:
                 raise UserError(f"train.{name} must be positive, got {getattr(self, name)}")
         if self.max_minutes < 0:
@@ -95,6 +98,14 @@ class DataConfig:
 
 
 @dataclass
+class ParallelConfig:
+    """How a `torchrun` launch splits the work (train/distributed.py); one process ignores it."""
+    dp: Literal["none", "ddp", "fsdp"] = "none"  # data parallel: replicate (ddp) or shard (fsdp) the model
+    reshard_after_forward: bool = True  # fsdp: free gathered block weights after forward (less memory, more comms)
+    cpu_offload: bool = False           # fsdp: keep sharded parameters, grads, optimizer state in CPU memory
+
+
+@dataclass
 class TrackConfig:
     backends: str = "jsonl"       # comma list of jsonl, tensorboard, mlflow (jsonl is always written)
 
@@ -104,6 +115,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
 
     @property
@@ -151,7 +163,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     data = read_toml(path, "run config", bad="fix or re-create the run")
     if "model" not in data:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
-    known = {k: v for k, v in data.items() if k in ("model", "train", "data", "track")}
+    known = {k: v for k, v in data.items() if k in ("model", "train", "data", "parallel", "track")}
     return from_dict(RunConfig, known)
 
 

@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from scratchllm.config import apply_overrides, from_dict, load_toml
+from scratchllm.config import apply_overrides, from_dict
 from scratchllm.data import chat
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
@@ -45,6 +45,8 @@ from scratchllm.train.config import TrainConfig
 from scratchllm.train.loop import TrainResult, check_out_dir, evaluate, train
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 from scratchllm.utils.device import resolve_device
+from scratchllm.utils.files import read_toml
+from scratchllm.utils.outdir import check_output_dir
 
 @dataclass
 class FinetuneConfig:
@@ -124,7 +126,7 @@ def write_adapter_config(out_dir: Path, ft: FinetuneConfig) -> None:
 def _config(base: str | None, data: str | None, method: str | None, out_dir: Path, overrides: list[str],
             resume: bool) -> FinetuneRunConfig:
     if resume:
-        saved = from_dict(FinetuneRunConfig, load_toml(out_dir / "config.toml"))
+        saved = from_dict(FinetuneRunConfig, read_toml(out_dir / "config.toml", "config file"))
         return apply_overrides(saved, overrides)
     if not base or not data:
         raise UserError("finetune needs --run BASE (a trained run) and --data FILE (conversations)")
@@ -186,15 +188,15 @@ def finetune(base: str | None, data: str | None, method: str | None, out_dir: st
 
 def merge_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write `out`, a plain run holding a LoRA run's base with its adapters folded in (built aside, renamed)."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out '{out}' already exists and is not empty; choose a new directory or delete it")
+    if not Path(run_dir).is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a LoRA fine-tune")
+    out = check_output_dir(out)   # the merged run replaces the directory whole: nothing in it may be foreign
     if not is_lora_run(run_dir):
         raise UserError(f"'{run_dir}' is not a LoRA run (its checkpoint holds whole weights); it needs no merge")
     run = load_run(run_dir)
     model = merge_lora(run.model)
     # The [finetune] table stays: the merged run is still a chat model (scratchllm chat).
-    saved = from_dict(FinetuneRunConfig, load_toml(Path(run_dir) / "config.toml"))
+    saved = from_dict(FinetuneRunConfig, read_toml(Path(run_dir) / "config.toml", "config file"))
     with atomic_directory(out) as tmp:
         save_run_weights(tmp, model, run.tokenizer, dataclasses.replace(saved, model=model.config))
     return out
@@ -212,7 +214,7 @@ def base_of(run_dir: str | Path) -> Path | None:
 def is_chat_run(run_dir: str | Path) -> bool:
     """Whether a run was fine-tuned on conversations (its config.toml has a [finetune] table)."""
     try:
-        return "finetune" in load_toml(Path(run_dir) / "config.toml")
+        return "finetune" in read_toml(Path(run_dir) / "config.toml", "config file")
     except UserError:
         return False
 

@@ -43,6 +43,7 @@ from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
 from scratchllm.model.flops import mfu
 from scratchllm.train import checkpoint as ckpt
+from scratchllm.train import distributed
 from scratchllm.train.optim import make_optimizer
 from scratchllm.train.health import SpikeDetector, steps_to_keep
 from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
@@ -114,21 +115,25 @@ def _scalar(value) -> torch.Tensor | float:
 
 def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn: Callable,
                          device: torch.device, dtype: str = "auto",
-                         report: dict[str, Any] | None = None) -> torch.Tensor:
+                         report: dict[str, Any] | None = None, no_sync: Callable | None = None) -> torch.Tensor:
     """Backward over micro-batches, each loss divided by their number; returns the mean loss (detached).
 
     The gradients summed in `.grad` are then those of the mean loss over all micro-batches:
     k micro-batches of b rows equal one batch of k·b rows (for equal-sized micro-batches).
     If `report` is given it receives the mean of each metric the loss function returned and
     "tokens", the count of tokens that counted, all still on the device (no host sync).
+    `no_sync(model)`: a context that defers a distributed wrapper's gradient sync; every
+    micro-batch but the last runs under it, so the gradients cross the network once a step.
     """
     total = torch.zeros((), device=device)
     metrics: dict[str, Any] = {}
     tokens: Any = 0
-    for batch in micro_batches:
-        with autocast(device, dtype):
-            loss, extra = split_loss(loss_fn(model, batch))
-        (loss / len(micro_batches)).backward()
+    for i, batch in enumerate(micro_batches):
+        defer = no_sync is not None and i < len(micro_batches) - 1
+        with no_sync(model) if defer else contextlib.nullcontext():
+            with autocast(device, dtype):
+                loss, extra = split_loss(loss_fn(model, batch))
+            (loss / len(micro_batches)).backward()
         total += loss.detach() / len(micro_batches)
         tokens = tokens + (extra.pop("tokens") if "tokens" in extra else batch_tokens(batch))
         for name, value in extra.items():
@@ -179,14 +184,22 @@ class _Trainer:
         self.val_batches = list(val_batches) if val_batches is not None else None
         self.tokens_per_byte = tokens_per_byte
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(self.tc.device)
+        self.device = distributed.device_for_rank(resolve_device(self.tc.device))
         self.raw = ckpt.unwrap(model).to(self.device)
         self.raw.train()
-        # The module the step runs through. A distributed wrapper (DDP, FSDP: train/distributed.py)
-        # goes here; checkpoints always read `self.raw`, whose parameter names carry no prefix.
+        # The module the step runs through: under torchrun a DDP wrapper or the FSDP2-sharded
+        # model itself; checkpoints always read `self.raw`, whose parameter names carry no prefix.
         self.model = self.raw
+        self.world = distributed.World()
+        self.no_sync = None
+        if self.world.size > 1:
+            if optimizer is not None and cfg.parallel.dp == "fsdp":
+                raise UserError("parallel.dp=fsdp builds its optimizer over the sharded parameters; "
+                                "use parallel.dp=ddp with a custom optimizer")
+            self.model, self.no_sync = distributed.wrap(self.raw, cfg.parallel, self.device), distributed.no_sync
+            ckpt.seed_everything(self.tc.seed + self.world.rank)  # after the (identical) init: dropout differs per rank
         if self.tc.gradient_checkpointing:
-            self.raw.gradient_checkpointing = True
+            self.raw.gradient_checkpointing = getattr(self.tc, "checkpoint_blocks_every", 1)
         self.optimizer = optimizer or make_optimizer(self.raw, self.tc, self.device.type)
         # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
         # lm_head output instead of materializing fp32 logits.
@@ -206,19 +219,26 @@ class _Trainer:
     def restore(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, RNGs, loader position."""
         found = ckpt.find_checkpoint(self.out_dir)
-        ckpt.load_weights(self.raw, found, self.device)
-        ckpt.load_optimizer(self.optimizer, found, self.device)
-        ckpt.set_rng_state(found.state["rng"])
-        if "loader" in found.state and hasattr(self.batches, "load_state_dict"):
-            self.batches.load_state_dict(found.state["loader"])
+        if distributed.is_sharded(self.raw):
+            distributed.load_full_checkpoint(self.raw, self.optimizer, found)
+        else:
+            ckpt.load_weights(self.raw, found, self.device)
+            ckpt.load_optimizer(self.optimizer, found, self.device)
+        # Each rank takes its own RNG and loader state when the world size is the one that saved.
+        own = self.world.rank if len(found.state.get("ranks", [])) == self.world.size else None
+        state = found.state["ranks"][own] if own is not None else found.state
+        ckpt.set_rng_state(state["rng"])
+        if "loader" in state and hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict(state["loader"])
         self.step, self.tokens = found.step, found.state.get("tokens", 0)
         self.seconds_before = found.state.get("train_seconds", 0.0)
-        self.metrics.truncate_after(self.step)
-        tqdm.write(f"resumed from {found.path} (step {self.step}, {self.tokens:,} tokens)")
+        if self.world.is_main:
+            self.metrics.truncate_after(self.step)
+            tqdm.write(f"resumed from {found.path} (step {self.step}, {self.tokens:,} tokens)")
 
     def sync_tokens(self) -> int:
         """Fold the device-side token count into `self.tokens` (one host sync)."""
-        self.tokens += int(self.unsynced_tokens)
+        self.tokens += int(distributed.all_sum(self.unsynced_tokens) if self.world.size > 1 else self.unsynced_tokens)
         self.unsynced_tokens = 0
         return self.tokens
 
@@ -229,9 +249,11 @@ class _Trainer:
             state["loader"] = self.batches.state_dict()
         if self.last_val and self.last_val[0] == self.step:
             state["val_loss"] = self.last_val[1]  # what keep_best ranks checkpoints by
-        path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
-        self.prune()
-        return path
+        if self.world.size == 1:
+            path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
+            self.prune()
+            return path
+        return self._save_distributed(state)
 
     def prune(self) -> None:
         """Apply the retention policy: newest keep_checkpoints, every keep_every-th, the best by val_loss."""
@@ -244,6 +266,20 @@ class _Trainer:
                     val[s] = loss if loss is not None else math.inf
         for s in set(steps) - steps_to_keep(steps, self.tc.keep_checkpoints, self.tc.keep_every, val):
             shutil.rmtree(ckpt.step_dir(self.out_dir, s), ignore_errors=True)
+
+    def _save_distributed(self, state: dict) -> Path:
+        """Every rank gathers (collectives); rank 0 writes the run's usual consolidated files."""
+        state["ranks"] = distributed.gather_objects({k: v for k, v in state.items() if k in ("rng", "loader")})
+        model, optimizer = self.raw, self.optimizer
+        if distributed.is_sharded(self.raw):
+            model = distributed.StateDictModule(distributed.full_model_state(self.raw))
+            optimizer = distributed.StateDictOptimizer(distributed.full_optimizer_state(self.raw, self.optimizer))
+        target = ckpt.step_dir(self.out_dir, self.step)
+        if self.world.is_main:
+            target = ckpt.save_checkpoint(self.out_dir, self.step, model, optimizer, state)
+            self.prune()
+        distributed.barrier()  # no rank reads or resumes a checkpoint rank 0 is still writing
+        return target
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -259,10 +295,11 @@ class _Trainer:
             group["lr"] = self.lr * group.get("lr_mult", 1.0)
         micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
         metrics: dict[str, Any] = {}
-        loss = accumulate_gradients(self.model, micro, self.loss, self.device, self.tc.dtype, report=metrics)
+        loss = accumulate_gradients(self.model, micro, self.loss, self.device, self.tc.dtype, report=metrics,
+                                    no_sync=self.no_sync)
         n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
+        grad_norm = distributed.full_tensor(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip))
         if self.finite(loss, grad_norm):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -278,7 +315,8 @@ class _Trainer:
         if self.tc.nonfinite == "stop":
             self.optimizer.zero_grad(set_to_none=True)
             path = self.save()
-            set_status(self.out_dir, "stopped", reason=f"non-finite loss or gradient at step {self.step + 1}")
+            if self.world.is_main:
+                set_status(self.out_dir, "stopped", reason=f"non-finite loss or gradient at step {self.step + 1}")
             raise UserError(f"the loss or gradient became non-finite at step {self.step + 1}; the run before it is "
                             f"saved in {path}: lower train.max_lr or raise train.warmup_steps, then --resume "
                             "(or set train.nonfinite=skip to drop such steps)")
@@ -294,6 +332,8 @@ class _Trainer:
         with torch.no_grad(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             text = self.sample(self.raw)
         self.raw.train(was_training)
+        if not self.world.is_main:
+            return
         with open(self.out_dir / "samples.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": self.step, "text": text}) + "\n")
         for tracker in self.trackers:
@@ -318,7 +358,7 @@ class _Trainer:
     def run(self) -> TrainResult:
         tc = self.tc
         self.started = time.perf_counter()
-        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress or not self.world.is_main, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval = _Interval()
         with StopOnSignal() as stop:
@@ -344,7 +384,8 @@ class _Trainer:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
         elif self.step < tc.max_steps and not 0 < tc.stop_after <= self.step:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
-        set_status(self.out_dir, "interrupted" if interrupted else "done", step=self.step)
+        if self.world.is_main:
+            set_status(self.out_dir, "interrupted" if interrupted else "done", step=self.step)
         return TrainResult(self.step, self.tokens, wall, interrupted, record, self.skipped)
 
     def log(self, interval: "_Interval", grad_norm: torch.Tensor, do_eval: bool, bar) -> dict[str, Any]:
@@ -352,6 +393,8 @@ class _Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - interval.t0
+        if self.world.size > 1:
+            interval.reduce_over_ranks(self.world.size)
         tokens = int(interval.tokens)
         record = {"step": self.step, "tokens": self.sync_tokens(), "loss": interval.mean_loss(),
                   "lr": self.lr, "grad_norm": float(grad_norm), **interval.mean_metrics(),
@@ -366,9 +409,10 @@ class _Trainer:
             record["spike"] = spikes
             tqdm.write(f"step {self.step}: spike in {' and '.join(spikes)} "
                        f"(loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})")
-        self.metrics.write(record)
-        for tracker in self.trackers:
-            tracker.log(record)
+        if self.world.is_main:
+            self.metrics.write(record)
+            for tracker in self.trackers:
+                tracker.log(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
                         **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
         return record
@@ -388,6 +432,12 @@ class _Interval:
         self.tokens = self.tokens + tokens
         for name, value in metrics.items():
             self.metrics[name] = self.metrics.get(name, 0.0) + value
+
+    def reduce_over_ranks(self, world_size: int) -> None:
+        """Sums over all ranks: the logged loss and metrics are the global batch's, tokens all ranks'."""
+        self.loss = distributed.all_sum(self.loss) / world_size
+        self.tokens = distributed.all_sum(self.tokens)
+        self.metrics = {k: distributed.all_sum(v) / world_size for k, v in self.metrics.items()}
 
     def mean_loss(self) -> float:
         return float(self.loss) / max(self.steps, 1)
@@ -422,20 +472,24 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
     text = dumps_toml(cfg)
+    main = distributed.World().is_main  # under torchrun only rank 0 writes and prints
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.toml", text)
-    if not quiet:
+    if main:
+        atomic_write_text(out_dir / "config.toml", text)
+    if not quiet and main:
         tqdm.write(f"# resolved config (saved to {out_dir / 'config.toml'})\n{text}")
     ckpt.seed_everything(cfg.train.seed)
     info = collect_run_info(cfg.train.seed, str(resolve_device(cfg.train.device)), manifest)
-    write_run_info(out_dir, info)
     track = getattr(cfg, "track", None)  # finetune's and DPO's configs may not carry a [track] table
-    trackers = open_trackers(track.backends if track else "jsonl", out_dir, info)
+    trackers = []
+    if main:
+        write_run_info(out_dir, info)
+        trackers = open_trackers(track.backends if track else "jsonl", out_dir, info)
     trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer,
                        sample, trackers)
     if resume:
         trainer.restore()
-    elif (out_dir / "metrics.jsonl").exists():
+    elif main and (out_dir / "metrics.jsonl").exists():
         (out_dir / "metrics.jsonl").unlink()  # a previous attempt that never saved a checkpoint
     try:
         return trainer.run()

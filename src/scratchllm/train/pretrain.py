@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 from scratchllm.data.builtin import read_corpus
@@ -42,9 +43,11 @@ from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer import Tokenizer
 from scratchllm.train import checkpoint as ckpt
+from scratchllm.train import distributed
 from scratchllm.train.config import RunConfig, check_resume_config, load_run_config
 from scratchllm.train.loop import check_out_dir, train
 from scratchllm.utils.atomic import atomic_write_bytes
+from scratchllm.utils.device import resolve_device
 from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
 VOCAB_MULTIPLE = 64
@@ -117,25 +120,43 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
     samples of `train.sample_every` (the CLI passes the inference engine's). A failed start removes what it wrote, unless a
     checkpoint exists (then the run can be resumed).
     """
+    world = distributed.setup(cfg.parallel, cfg.train.batch_size, resolve_device(cfg.train.device))
     out_dir = check_output_dir(out_dir, ckpt.RUN_ENTRIES, force=force)
     resume = resolve_resume(cfg, out_dir, resume, quiet)
-    with removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))):
-        return _pretrain(cfg, out_dir, resume, progress, quiet, token_dir, verbose, sample)
+    quiet = quiet or not world.is_main
+    # Under torchrun rank 0 owns the directory: another rank's failure must not delete it under rank 0.
+    cleanup = removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))) if world.is_main else nullcontext()
+    with cleanup:
+        return _pretrain(cfg, out_dir, resume, progress and world.is_main, quiet, token_dir, verbose, world, sample)
+
+
+def _prepared(cfg: RunConfig, out_dir: Path, progress: bool, world: distributed.World) -> Path:
+    """`prepare_data`, done by rank 0 while the other ranks wait; they then read what it made."""
+    if world.is_main:
+        token_dir = prepare_data(cfg, out_dir, progress)
+    distributed.barrier()
+    if world.is_main:
+        return token_dir
+    given = Path(cfg.data.path) if cfg.data.path else None
+    return given if given is not None and (given / "meta.json").is_file() else out_dir / "tokens"
 
 
 def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet: bool, token_dir: Path | None,
-              verbose: bool, sample=None):
+              verbose: bool, world: distributed.World, sample=None):
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
-    token_dir = token_dir or prepare_data(cfg, out_dir, progress)
+    token_dir = token_dir or _prepared(cfg, out_dir, progress, world)
     meta = read_meta(token_dir)
     vocab = -(-meta["vocab_size"] // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     if cfg.model.vocab_size != vocab:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=vocab))
-    atomic_write_bytes(out_dir / "tokenizer.json", (token_dir / "tokenizer.json").read_bytes())
+    if world.is_main:
+        atomic_write_bytes(out_dir / "tokenizer.json", (token_dir / "tokenizer.json").read_bytes())
     tc = cfg.train
     ckpt.seed_everything(tc.seed)
     model = Transformer(cfg.model)
-    loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size, seed=tc.seed)
+    # train.batch_size is the global batch: each rank draws its share, from its own random stream.
+    loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size // world.size, seed=tc.seed,
+                         rank=world.rank, world_size=world.size)
     val = window_batches(val_windows(token_dir, cfg.model.block_size, tc.eval_batches * tc.batch_size), tc.batch_size)
     if not quiet:
         print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "

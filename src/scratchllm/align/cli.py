@@ -1,0 +1,110 @@
+"""`scratchllm align ...`: preference optimisation of a fine-tuned run.
+
+    scratchllm align dpo --run runs/sft --data pairs.jsonl --out runs/dpo [--beta 0.1] [--loss sigmoid|ipo|hinge]
+                         [--label-smoothing 0] [train.max_steps=200 dpo.method=lora ...]
+    scratchllm align dpo --out runs/dpo --resume                    # continue exactly
+    scratchllm align reward --run runs/sft --data pairs.jsonl [--val-data held.jsonl] --out runs/rm
+    scratchllm align pairs --run runs/sft --reward runs/rm --prompts prompts.jsonl --out pairs.jsonl [--k 4]
+
+Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
+LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model, building pairs)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
+    d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--run", default=None, help="the SFT run: the policy's start and the reference")
+    d.add_argument("--data", default=None, help="preference pairs: .json or .jsonl[.gz]")
+    d.add_argument("--val-data", default=None, help="held-out pairs (default: a dpo.val_fraction split of --data)")
+    d.add_argument("--format", default=None, choices=["auto", "pairs", "hh", "llamafactory", "openai"],
+                   help="the pairs' layout (default: detected from the first record)")
+    d.add_argument("--beta", type=float, default=None, help="strength of the KL leash to the reference (0.1)")
+    d.add_argument("--loss", choices=["sigmoid", "ipo", "hinge"], default=None, help="DPO variant (sigmoid)")
+    d.add_argument("--label-smoothing", type=float, default=None,
+                   help="conservative DPO: share of labels assumed flipped (0; sigmoid only)")
+    _common(d)
+    d.set_defaults(func=cmd_dpo)
+
+    r = sub.add_parser("reward", help="train a reward model (scalar head, Bradley–Terry) on preference pairs",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--run", default=None, help="the run the reward model starts from (usually the SFT run)")
+    r.add_argument("--data", default=None, help="preference pairs: .json or .jsonl[.gz]")
+    r.add_argument("--val-data", default=None, help="held-out pairs (default: a reward.val_fraction split of --data)")
+    r.add_argument("--format", default=None, choices=["auto", "pairs", "hh", "llamafactory", "openai"],
+                   help="the pairs' layout (default: detected from the first record)")
+    _common(r)
+    r.set_defaults(func=cmd_reward)
+
+    b = sub.add_parser("pairs", help="build preference pairs: k sampled replies per prompt ranked by a reward model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--run", required=True, help="the run that writes the replies")
+    b.add_argument("--reward", required=True, help="the reward model run (scratchllm align reward) that ranks them")
+    b.add_argument("--prompts", required=True, help='prompts file: one {"prompt": ...} JSON object a line')
+    b.add_argument("--out", required=True, help="the pairs file to write (.jsonl)")
+    b.add_argument("--k", type=int, default=4, help="replies sampled per prompt (4)")
+    b.add_argument("--max-new-tokens", type=int, default=64, help="longest reply (64)")
+    b.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0: varied replies)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_pairs)
+
+
+def _common(p) -> None:
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
+    p.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
+
+
+def cmd_dpo(args) -> int:
+    from scratchllm.align.dpo_run import dpo   # CLI speed: torch loads only when the command runs
+
+    flags = {"format": args.format, "beta": args.beta, "loss": args.loss, "label_smoothing": args.label_smoothing,
+             "val_data": args.val_data}
+    overrides = list(args.overrides) + [f"dpo.{k}={v}" for k, v in flags.items() if v is not None]
+    result = dpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
+                 verbose=args.verbose)
+    if result.interrupted:
+        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align dpo --out {args.out} --resume")
+        return 130
+    final = result.final
+    acc = final.get("val_rewards/accuracies")
+    margin = final.get("val_rewards/margins")
+    held = f"held-out reward accuracy {acc:.3f}, margin {margin:.3f}" if acc is not None else "no held-out pairs"
+    print(f"done: {result.step} steps, {result.tokens:,} reply tokens in {result.wall_s:.0f}s; {held}")
+    return 0
+
+
+def cmd_reward(args) -> int:
+    from scratchllm.align.reward import reward   # CLI speed: torch loads only when the command runs
+
+    flags = {"format": args.format, "val_data": args.val_data}
+    overrides = list(args.overrides) + [f"reward.{k}={v}" for k, v in flags.items() if v is not None]
+    result = reward(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
+                    verbose=args.verbose)
+    if result.interrupted:
+        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align reward --out {args.out} --resume")
+        return 130
+    acc = result.final.get("val_accuracy")
+    held = f"held-out pair accuracy {acc:.3f}" if acc is not None else "no held-out pairs"
+    print(f"done: {result.step} steps in {result.wall_s:.0f}s; {held}")
+    print(f"score with: scratchllm.load('{args.out}').model.score(tokenizer, prompt, reply)")
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    from scratchllm.align.pairs import build_pairs   # CLI speed: torch loads only when the command runs
+
+    stats = build_pairs(args.run, args.reward, args.prompts, args.out, k=args.k, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature, seed=args.seed)
+    print(f"wrote {stats['pairs']} pairs from {stats['prompts']} prompts to {args.out} ({stats['ties']} ties skipped)")
+    return 0

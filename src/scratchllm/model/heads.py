@@ -1,0 +1,71 @@
+"""Scalar heads on the transformer: a reward model scores a whole sequence with one number.
+
+`RewardModel(base)` reads the residual stream of the last real token (`return_hidden=True`,
+then the base's own final norm), and a linear head maps it to a scalar: r(prompt, reply).
+The last token because under the causal mask it is the only one that has seen the whole reply;
+right-padding after it changes nothing. The head starts at zero, so every reply scores 0
+before training (no arbitrary preference to unlearn).
+
+This module knows ids and tensors only; the Bradley–Terry training lives in `align/reward.py`,
+loading in `train/checkpoint.py` (kind "reward"). `score` renders a (prompt, reply) with the
+chat template, the one way text reaches the model.
+
+>>> import torch
+>>> from scratchllm.model.config import ModelConfig
+>>> rm = RewardModel(Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16)))
+>>> rm(torch.tensor([[1, 2, 3, 0], [4, 5, 6, 7]]), lengths=torch.tensor([3, 4])).tolist()   # zero head: all 0
+[0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer.special import render_conversation
+
+
+class RewardModel(nn.Module):
+    """`base` (a Transformer) + a scalar head on the final hidden state of each row's last real token."""
+
+    checkpoint_kind = "reward"   # train/checkpoint.py's RUN_KINDS opens these
+
+    def __init__(self, base: Transformer):
+        super().__init__()
+        self.base = base
+        self.config = base.config
+        self.head = nn.Linear(base.config.n_embd, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """idx [B, T] (right-padded), lengths [B] real tokens per row (default T) -> scores [B]."""
+        _, hidden = self.base(idx, return_hidden=True)
+        last = hidden[-1]                                   # after the last block, before the final norm
+        if lengths is None:
+            lengths = torch.full((idx.shape[0],), idx.shape[1], device=idx.device)
+        rows = torch.arange(idx.shape[0], device=idx.device)
+        return self.head(self.base.norm_f(last[rows, lengths - 1])).squeeze(-1).float()
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.base.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:   # the loop sets it on the module it trains
+        self.base.gradient_checkpointing = value
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        return self.base.flops_per_token(seq_len)
+
+    @torch.no_grad()
+    def score(self, tokenizer, prompt: str | list[dict], reply: str) -> float:
+        """r(prompt, reply): the prompt as text (one user turn) or chat messages, rendered with the chat template."""
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        ids, _ = render_conversation(tokenizer, messages + [{"role": "assistant", "content": reply}])
+        # subtle: without the final <|assistant_end|>, as in training, where rows are the shifted
+        # inputs of a pair (data/preference.py) and the last real input is the reply's last token.
+        ids = ids[:-1][-self.config.block_size:]
+        device = self.head.weight.device
+        return self(torch.tensor([ids], device=device)).item()
