@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("data", {"data"}),
     ("train", {"train"}),
     ("inference", {"inference"}),
-    ("stages on a trained model", {"align", "eval", "viz", "scaling", "charlm", "interop"}),
+    ("stages on a trained model", {"align", "eval", "viz", "scaling", "charlm", "interop", "runs"}),
     ("serve", {"serve"}),
     ("pipelines", {"pipelines"}),
     ("command line", set()),  # cli.py, */cli.py, __main__.py and the package facade (scratchllm.load)

@@ -164,6 +164,15 @@ CASES = [
     (["serve", "--run", "{corrupt}"], "corrupt"),
     (["serve", "--run", "{run}", "--port", "70000"], "not a TCP port"),
     (["serve", "--run", "{run}", "--max-batch", "0"], "must be positive"),
+    # runs
+    (["runs", "list", "missing"], "no runs in"),
+    (["runs", "show", "missing"], "not a run directory"),
+    (["runs", "compare", "{run}"], "at least two"),
+    (["runs", "compare", "{run}", "missing"], "not a run directory"),
+    (["runs", "dashboard", "missing"], "does not exist"),
+    (["reproduce", "missing", "--out", "out"], "no config.toml"),
+    (["reproduce", "{run}", "--out", "{foreign}"], "did not write"),
+    (["reproduce", "{run}", "--out", "out", "--steps", "0"], "must be positive"),
 ]
 
 # A tqdm bar line ("tokenize: 30.0kB [00:00, 279kB/s]"): progress of the stages that ran first.

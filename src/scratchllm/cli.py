@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "scratchllm.align.cli",
     "scratchllm.viz.cli",
     "scratchllm.serve.cli",
+    "scratchllm.runs.cli",
 ]
 
 

@@ -63,6 +63,13 @@ def _config(args):
     return cfg
 
 
+def sample_text(model, tokenizer, prompt: str = "The ", max_new_tokens: int = 48) -> str:
+    """A fixed-seed continuation through the inference engine (the loop's periodic samples)."""
+    from scratchllm.inference.engine import generate_text
+
+    return prompt + "".join(generate_text(model, tokenizer, prompt, max_new_tokens, temperature=0.8, top_k=50, seed=0))
+
+
 def cmd_train(args) -> int:
     import os
 
@@ -73,7 +80,7 @@ def cmd_train(args) -> int:
     out = args.out or f"runs/{(args.preset or 'tiny-cpu').rsplit('/', 1)[-1].removesuffix('.toml')}"
     try:
         result, _, _, _ = pretrain(cfg, out, resume=args.resume, progress=cfg.train.progress, force=args.force,
-                                   verbose=args.verbose)
+                                   verbose=args.verbose, sample=sample_text)
     finally:
         distributed.shutdown()
     if os.environ.get("RANK", "0") != "0":

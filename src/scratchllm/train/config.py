@@ -1,8 +1,9 @@
 """The run config: what a training run is made of, as four dataclass tables.
 
 `RunConfig` = `[model]` (a `ModelConfig`: the network's shape) + `[train]` (a `TrainConfig`:
-optimisation, schedule, precision, logging, checkpoints) + `[data]` (a `DataConfig`: where
-the tokens come from) + `[parallel]` (a `ParallelConfig`: DDP or FSDP under torchrun).
+optimisation, schedule, precision, logging, checkpoints, health) + `[data]` (a `DataConfig`: where
+the tokens come from) + `[parallel]` (a `ParallelConfig`: DDP or FSDP under torchrun) + `[track]`
+(a `TrackConfig`: which tracking backends record the run).
 A preset (`src/scratchllm/presets/NAME.toml`) fills some of the
 fields; `key=value` overrides fill more; the result is printed at start and saved as
 `runs/NAME/config.toml`, which `load_run_config` reads back.
@@ -37,6 +38,7 @@ class TrainConfig:
     batch_size: int = 16          # sequences per micro-batch
     grad_accum: int = 1           # micro-batches per optimizer step
     max_steps: int = 1000         # optimizer steps
+    stop_after: int = 0           # save and stop after this step, keeping max_steps' schedule (0 = run to max_steps)
     max_minutes: float = 0.0      # wall-clock budget (0 = none); see schedule.lr_at. Not bitwise reproducible.
     max_lr: float = 6e-4
     min_lr: float = 6e-5
@@ -57,6 +59,11 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     checkpoint_blocks_every: int = 1      # with gradient_checkpointing: only every k-th block (selective)
     progress: bool = True         # tqdm bar
+    nonfinite: Literal["skip", "stop"] = "skip"  # a NaN/inf loss or gradient: drop that update, or save and stop
+    spike_factor: float = 3.0     # log a spike when loss or grad norm exceeds this x its running mean (0 = off)
+    keep_every: int = 0           # also keep every checkpoint whose step is a multiple of this (0 = none)
+    keep_best: bool = False       # also keep the checkpoint with the lowest val_loss
+    sample_every: int = 0         # steps between samples written to samples.jsonl (0 = none; needs a sampler)
 
     def validate(self) -> None:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_batches", "log_every", "checkpoint_blocks_every"):
@@ -68,6 +75,8 @@ class TrainConfig:
             raise UserError("train.warmup_steps, train.eval_every and train.checkpoint_every must be >= 0")
         if not 0 <= self.decay_frac <= 1:
             raise UserError(f"train.decay_frac must be between 0 and 1, got {self.decay_frac}")
+        if min(self.spike_factor, self.keep_every, self.sample_every, self.stop_after) < 0:
+            raise UserError("train.spike_factor, keep_every, sample_every and stop_after must be >= 0 (0 = off)")
         if self.keep_checkpoints < 1:
             raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
@@ -97,11 +106,17 @@ class ParallelConfig:
 
 
 @dataclass
+class TrackConfig:
+    backends: str = "jsonl"       # comma list of jsonl, tensorboard, mlflow (jsonl is always written)
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     @property
     def tokens_per_step(self) -> int:
@@ -148,7 +163,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     data = read_toml(path, "run config", bad="fix or re-create the run")
     if "model" not in data:
         raise UserError(f"'{path}' has no [model] table; re-create the run")
-    known = {k: v for k, v in data.items() if k in ("model", "train", "data", "parallel")}
+    known = {k: v for k, v in data.items() if k in ("model", "train", "data", "parallel", "track")}
     return from_dict(RunConfig, known)
 
 

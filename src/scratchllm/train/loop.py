@@ -27,9 +27,9 @@ gradient norm is clipped, the learning rate set from the schedule (times a param
 from __future__ import annotations
 
 import contextlib
+import json
 import math
-import signal
-import threading
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,11 @@ from scratchllm.model.flops import mfu
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train import distributed
 from scratchllm.train.optim import make_optimizer
+from scratchllm.train.health import SpikeDetector, steps_to_keep
+from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
 from scratchllm.train.schedule import lr_at
+from scratchllm.train.signals import StopOnSignal
+from scratchllm.train.trackers import open_trackers
 from scratchllm.train.tracking import MetricsLog, device_peak_flops, peak_memory_mb
 from scratchllm.utils.atomic import atomic_write_text
 from scratchllm.utils.device import resolve_device
@@ -169,32 +173,12 @@ class TrainResult:
     wall_s: float
     interrupted: bool
     final: dict[str, Any] = field(default_factory=dict)  # the last metrics.jsonl record
-
-
-class _StopOnSigint:
-    """First Ctrl-C asks the loop to save and stop after the current step; a second one kills."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        tqdm.write("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+    skipped_steps: int = 0  # updates dropped for a non-finite loss or gradient (train.nonfinite=skip)
 
 
 class _Trainer:
-    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer=None):
+    def __init__(self, model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer=None,
+                 sample=None, trackers=()):
         self.cfg, self.tc = cfg, cfg.train
         self.batches = batches
         self.val_batches = list(val_batches) if val_batches is not None else None
@@ -227,6 +211,10 @@ class _Trainer:
         self.started = time.perf_counter()
         self.lr = 0.0
         self.peak = device_peak_flops(self.device)
+        self.sample, self.trackers = sample, list(trackers)
+        self.spikes = SpikeDetector(self.tc.spike_factor)
+        self.skipped = 0
+        self.last_val: tuple[int, float] | None = None  # (step, val_loss) of the newest validation
 
     def restore(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, RNGs, loader position."""
@@ -259,10 +247,25 @@ class _Trainer:
         state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
+        if self.last_val and self.last_val[0] == self.step:
+            state["val_loss"] = self.last_val[1]  # what keep_best ranks checkpoints by
         if self.world.size == 1:
-            return ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state,
-                                        keep=self.tc.keep_checkpoints)
+            path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
+            self.prune()
+            return path
         return self._save_distributed(state)
+
+    def prune(self) -> None:
+        """Apply the retention policy: newest keep_checkpoints, every keep_every-th, the best by val_loss."""
+        steps = ckpt.list_steps(self.out_dir)
+        val = {}
+        if self.tc.keep_best:
+            for s in steps:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    loss = json.loads((ckpt.step_dir(self.out_dir, s) / "state.json").read_text())["val_loss"]
+                    val[s] = loss if loss is not None else math.inf
+        for s in set(steps) - steps_to_keep(steps, self.tc.keep_checkpoints, self.tc.keep_every, val):
+            shutil.rmtree(ckpt.step_dir(self.out_dir, s), ignore_errors=True)
 
     def _save_distributed(self, state: dict) -> Path:
         """Every rank gathers (collectives); rank 0 writes the run's usual consolidated files."""
@@ -273,8 +276,8 @@ class _Trainer:
             optimizer = distributed.StateDictOptimizer(distributed.full_optimizer_state(self.raw, self.optimizer))
         target = ckpt.step_dir(self.out_dir, self.step)
         if self.world.is_main:
-            target = ckpt.save_checkpoint(self.out_dir, self.step, model, optimizer, state,
-                                          keep=self.tc.keep_checkpoints)
+            target = ckpt.save_checkpoint(self.out_dir, self.step, model, optimizer, state)
+            self.prune()
         distributed.barrier()  # no rank reads or resumes a checkpoint rank 0 is still writing
         return target
 
@@ -297,11 +300,44 @@ class _Trainer:
         n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = distributed.full_tensor(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip))
-        self.optimizer.step()
+        if self.finite(loss, grad_norm):
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.unsynced_tokens = self.unsynced_tokens + n_tokens
         return loss, grad_norm, n_tokens, metrics
+
+    def finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+        """Whether this update may be applied (one host sync a step). A non-finite loss or gradient
+        is dropped (nonfinite=skip), or saves the run as it was before it and stops (nonfinite=stop)."""
+        if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+            return True
+        if self.tc.nonfinite == "stop":
+            self.optimizer.zero_grad(set_to_none=True)
+            path = self.save()
+            if self.world.is_main:
+                set_status(self.out_dir, "stopped", reason=f"non-finite loss or gradient at step {self.step + 1}")
+            raise UserError(f"the loss or gradient became non-finite at step {self.step + 1}; the run before it is "
+                            f"saved in {path}: lower train.max_lr or raise train.warmup_steps, then --resume "
+                            "(or set train.nonfinite=skip to drop such steps)")
+        self.skipped += 1
+        tqdm.write(f"step {self.step + 1}: non-finite loss or gradient, update skipped ({self.skipped} so far)")
+        return False
+
+    def write_sample(self) -> None:
+        """Text from the model now (the caller's `sample` callable), appended to samples.jsonl."""
+        was_training = self.raw.training
+        self.raw.eval()
+        # subtle: sampling draws random numbers; forked, the run's own stream (dropout, resume) is untouched
+        with torch.no_grad(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            text = self.sample(self.raw)
+        self.raw.train(was_training)
+        if not self.world.is_main:
+            return
+        with open(self.out_dir / "samples.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": self.step, "text": text}) + "\n")
+        for tracker in self.trackers:
+            tracker.text("sample", self.step, text)
 
     def validate(self) -> dict[str, float]:
         if not self.val_batches:
@@ -325,17 +361,19 @@ class _Trainer:
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not tc.progress or not self.world.is_main, unit="step", dynamic_ncols=True)
         record: dict[str, Any] = {}
         interval = _Interval()
-        with _StopOnSigint() as stop:
+        with StopOnSignal() as stop:
             last = self.step >= tc.max_steps
             while not last and not stop.requested:
                 loss, grad_norm, n_tokens, metrics = self.train_step()
                 interval.add(loss, n_tokens, metrics)
                 bar.update(1)
-                last = self.step >= tc.max_steps or self.time_frac() >= 1
+                last = self.step >= tc.max_steps or self.time_frac() >= 1 or 0 < tc.stop_after <= self.step
                 do_eval = last or (tc.eval_every and self.step % tc.eval_every == 0)
                 if not self.step % tc.log_every or do_eval or last:
                     record = self.log(interval, grad_norm, do_eval, bar)
                     interval = _Interval()
+                if self.sample and tc.sample_every and (self.step % tc.sample_every == 0 or last):
+                    self.write_sample()
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
                     self.save()
         bar.close()
@@ -344,9 +382,11 @@ class _Trainer:
         interrupted = stop.requested and not last
         if interrupted:
             tqdm.write(f"stopped at step {self.step}; continue with --resume")
-        elif self.step < tc.max_steps:
+        elif self.step < tc.max_steps and not 0 < tc.stop_after <= self.step:
             tqdm.write(f"time budget of {tc.max_minutes:g} min reached at step {self.step} of {tc.max_steps}")
-        return TrainResult(self.step, self.tokens, wall, interrupted, record)
+        if self.world.is_main:
+            set_status(self.out_dir, "interrupted" if interrupted else "done", step=self.step)
+        return TrainResult(self.step, self.tokens, wall, interrupted, record, self.skipped)
 
     def log(self, interval: "_Interval", grad_norm: torch.Tensor, do_eval: bool, bar) -> dict[str, Any]:
         """Write one metrics.jsonl line for the steps since the last one (the only host sync)."""
@@ -361,8 +401,18 @@ class _Trainer:
                   **self._rates(tokens, seconds, self.cfg.model.block_size)}
         if do_eval:
             record.update(self.validate())
+            if "val_loss" in record:
+                self.last_val = (self.step, record["val_loss"])
+        if self.skipped:
+            record["skipped_steps"] = self.skipped
+        if spikes := self.spikes.check(record):
+            record["spike"] = spikes
+            tqdm.write(f"step {self.step}: spike in {' and '.join(spikes)} "
+                       f"(loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})")
         if self.world.is_main:
             self.metrics.write(record)
+            for tracker in self.trackers:
+                tracker.log(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
                         **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
         return record
@@ -407,13 +457,17 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
 
 def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn: Callable = next_token_loss,
           val_batches: Iterable | None = None, tokens_per_byte: float | None = None, resume: bool = False,
-          quiet: bool = False, optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
+          quiet: bool = False, optimizer: torch.optim.Optimizer | None = None,
+          sample: Callable[[torch.nn.Module], str] | None = None, manifest: str | Path | None = None) -> TrainResult:
     """Train `model` in place per `cfg.train` (cfg: a RunConfig-like dataclass); see the module docstring.
 
     Writes `out_dir/config.toml`, `metrics.jsonl` and `checkpoints/`. With `resume`, continues
     the newest checkpoint in `out_dir` exactly (same batches, same random numbers).
     `optimizer` replaces the default AdamW groups of `make_optimizer` (built over the model's
     parameters, already on the training device); its groups may carry `lr_mult`.
+    `sample(model) -> text` (the caller's, e.g. through the inference engine: train/ is below it)
+    runs every `train.sample_every` steps into samples.jsonl. `manifest`: the data's manifest file
+    (a token directory's meta.json), hashed into run_info.json with the git state and versions.
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
@@ -425,9 +479,20 @@ def train(model: torch.nn.Module, cfg, batches, out_dir: str | Path, *, loss_fn:
     if not quiet and main:
         tqdm.write(f"# resolved config (saved to {out_dir / 'config.toml'})\n{text}")
     ckpt.seed_everything(cfg.train.seed)
-    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer)
+    info = collect_run_info(cfg.train.seed, str(resolve_device(cfg.train.device)), manifest)
+    track = getattr(cfg, "track", None)  # finetune's and DPO's configs may not carry a [track] table
+    trackers = []
+    if main:
+        write_run_info(out_dir, info)
+        trackers = open_trackers(track.backends if track else "jsonl", out_dir, info)
+    trainer = _Trainer(model, cfg, batches, out_dir, loss_fn, val_batches, tokens_per_byte, optimizer,
+                       sample, trackers)
     if resume:
         trainer.restore()
     elif main and (out_dir / "metrics.jsonl").exists():
         (out_dir / "metrics.jsonl").unlink()  # a previous attempt that never saved a checkpoint
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        for tracker in trackers:
+            tracker.close()

@@ -26,7 +26,7 @@ A two-step run on 100 tiny documents:
 ...     "train.progress=false", "train.device=cpu", "train.max_minutes=0"])
 >>> result, model, token_dir, cfg = pretrain(cfg, d / "run", progress=False, quiet=True)
 >>> result.step, sorted(p.name for p in (d / "run").iterdir())
-(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'tokenizer.json', 'tokens'])
+(2, ['checkpoints', 'config.toml', 'metrics.jsonl', 'run_info.json', 'tokenizer.json', 'tokens'])
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ def resolve_resume(cfg: RunConfig, out_dir: Path, resume: bool, quiet: bool = Fa
 
 
 def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, quiet: bool = False,
-             token_dir: Path | None = None, force: bool = False, verbose: bool = False):
+             token_dir: Path | None = None, force: bool = False, verbose: bool = False, sample=None):
     """Prepare the data, build the model, run the loop. Returns (TrainResult, model, token_dir, cfg).
 
     `token_dir`: what `prepare_data(cfg, out_dir)` already returned (the speedrun times that stage alone).
     `force`: write into a directory holding files that are not a run's; `verbose`: print the resolved
-    config (it is saved to config.toml either way). A failed start removes what it wrote, unless a
+    config (it is saved to config.toml either way). `sample(model, tokenizer) -> text`: the periodic
+    samples of `train.sample_every` (the CLI passes the inference engine's). A failed start removes what it wrote, unless a
     checkpoint exists (then the run can be resumed).
     """
     world = distributed.setup(cfg.parallel, cfg.train.batch_size, resolve_device(cfg.train.device))
@@ -126,7 +127,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
     # Under torchrun rank 0 owns the directory: another rank's failure must not delete it under rank 0.
     cleanup = removed_on_failure(out_dir, keep=lambda d: bool(ckpt.list_steps(d))) if world.is_main else nullcontext()
     with cleanup:
-        return _pretrain(cfg, out_dir, resume, progress and world.is_main, quiet, token_dir, verbose, world)
+        return _pretrain(cfg, out_dir, resume, progress and world.is_main, quiet, token_dir, verbose, world, sample)
 
 
 def _prepared(cfg: RunConfig, out_dir: Path, progress: bool, world: distributed.World) -> Path:
@@ -141,7 +142,7 @@ def _prepared(cfg: RunConfig, out_dir: Path, progress: bool, world: distributed.
 
 
 def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet: bool, token_dir: Path | None,
-              verbose: bool, world: distributed.World):
+              verbose: bool, world: distributed.World, sample=None):
     check_out_dir(out_dir, resume)  # before the data work, which can take minutes
     token_dir = token_dir or _prepared(cfg, out_dir, progress, world)
     meta = read_meta(token_dir)
@@ -160,6 +161,8 @@ def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet
     if not quiet:
         print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "
               f"tokens in {token_dir}; {cfg.tokens_per_step:,} tokens a step", flush=True)
+    tokenizer = Tokenizer.load(out_dir / "tokenizer.json") if sample else None
     result = train(model, cfg, loader, out_dir, val_batches=val, tokens_per_byte=tokens_per_byte(meta),
-                   resume=resume, quiet=quiet or not verbose)
+                   resume=resume, quiet=quiet or not verbose, manifest=token_dir / "meta.json",
+                   sample=(lambda m: sample(m, tokenizer)) if sample else None)
     return result, model, token_dir, cfg
