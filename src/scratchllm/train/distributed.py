@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
