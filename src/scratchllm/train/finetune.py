@@ -212,9 +212,10 @@ def base_of(run_dir: str | Path) -> Path | None:
 
 
 def is_chat_run(run_dir: str | Path) -> bool:
-    """Whether a run was fine-tuned on conversations (its config.toml has a [finetune] table)."""
+    """Whether a run was tuned on conversations: its config.toml has a [finetune] table, or a [dpo]
+    one (DPO starts from an SFT run and keeps its chat template)."""
     try:
-        return "finetune" in read_toml(Path(run_dir) / "config.toml", "config file")
+        return bool({"finetune", "dpo"} & set(read_toml(Path(run_dir) / "config.toml", "config file")))
     except UserError:
         return False
 
