@@ -34,8 +34,8 @@ def _chromium(args: list[str], home: Path) -> subprocess.CompletedProcess:
 def test_the_page_streams_a_reply_with_no_console_errors(live, tmp_path):
     url = f"{live.url}/?q={quote('hello there')}"
     # Virtual time can run out before the first streamed piece on a loaded machine (or a sampled
-    # reply can open with a stop token): up to 3 loads, each checked for console errors.
-    for attempt in range(3):
+    # reply can open with a stop token): up to 5 loads, each checked for console errors.
+    for attempt in range(5):
         got = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=30000", "--dump-dom", url],
                         tmp_path / str(attempt))
         assert got.returncode == 0, got.stderr[-2000:]
@@ -48,7 +48,7 @@ def test_the_page_streams_a_reply_with_no_console_errors(live, tmp_path):
         assert reply, "the page shows no assistant message"
         if reply.group(1):
             break
-    assert reply.group(1), "no streamed reply in the page in 3 loads"
+    assert reply.group(1), "no streamed reply in the page in 5 loads"
     assert re.search(r"tokens: [1-9]\d* · speed: [\d.]+ tok/s", dom)
 
 
