@@ -26,7 +26,8 @@ from scratchllm.model.lora import AdapterOnly, LoraConfig, apply_lora
 from scratchllm.model.nf4 import block_linears, quantize_linears
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.config import resolve_run_config
-from scratchllm.train.loop import next_token_loss, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import next_token_loss
 from scratchllm.train.tracking import read_metrics
 
 TARGETS = ["q", "k", "v", "o", "gate", "up", "down"]

@@ -22,7 +22,8 @@ import torch
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import seed_everything
 from scratchllm.train.config import resolve_run_config
-from scratchllm.train.loop import next_token_loss, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import next_token_loss
 from scratchllm.train.tracking import device_peak_flops, read_metrics
 
 

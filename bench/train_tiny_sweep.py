@@ -21,7 +21,8 @@ from scratchllm.data.tokenize import read_meta, tokens_per_byte
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import seed_everything
 from scratchllm.train.config import resolve_run_config
-from scratchllm.train.loop import accumulate_gradients, next_token_loss, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import accumulate_gradients, next_token_loss
 from scratchllm.train.optim import make_optimizer
 
 

@@ -11,7 +11,7 @@ from runs_helpers import run_tiny
 
 from scratchllm.errors import UserError
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.loop import next_token_loss
+from scratchllm.train.step import next_token_loss
 from scratchllm.train.tracking import read_metrics
 
 

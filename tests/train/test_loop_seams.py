@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from scratchllm.data.loader import TokenLoader, val_windows, window_batches
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import find_checkpoint, list_steps, load_weights, seed_everything
-from scratchllm.train.loop import accumulate_gradients, batch_tokens, evaluate, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import accumulate_gradients, batch_tokens, evaluate
 from scratchllm.train.optim import make_optimizer
 from train_helpers import tiny_config
 

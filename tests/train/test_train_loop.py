@@ -13,7 +13,8 @@ from scratchllm.data.loader import TokenLoader, val_windows, window_batches
 from scratchllm.errors import UserError
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import seed_everything
-from scratchllm.train.loop import accumulate_gradients, next_token_loss, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import accumulate_gradients, next_token_loss
 
 
 def _model(cfg, seed=0):

@@ -37,7 +37,8 @@ from scratchllm.inference.engine import generate
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import list_steps, load_run
-from scratchllm.train.loop import evaluate, next_token_loss, train
+from scratchllm.train.loop import train
+from scratchllm.train.step import evaluate, next_token_loss
 from scratchllm.train.config import TrainConfig
 from scratchllm.train.tracking import MetricsLog
 from scratchllm.utils.atomic import atomic_write_text

@@ -31,7 +31,7 @@ from scratchllm.errors import UserError
 from scratchllm.inference.quantize import quantize_model
 from scratchllm.model.quant import QuantizedLinear, QuantSpec, spec_state
 from scratchllm.train.checkpoint import load_run, save_checkpoint
-from scratchllm.train.loop import evaluate, next_token_loss
+from scratchllm.train.step import evaluate, next_token_loss
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 
 MAX_TEXT_BYTES = 4_000_000   # read at most this much calibration / evaluation text

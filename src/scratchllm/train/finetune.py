@@ -42,7 +42,8 @@ from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.tokenizer.special import CHAT_TOKENS
 from scratchllm.train.checkpoint import find_checkpoint, load_run, save_run_weights
 from scratchllm.train.config import TrainConfig
-from scratchllm.train.loop import TrainResult, check_out_dir, evaluate, train
+from scratchllm.train.loop import TrainResult, check_out_dir, train
+from scratchllm.train.step import evaluate
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
 from scratchllm.utils.device import resolve_device
 from scratchllm.utils.files import read_toml
