@@ -133,13 +133,17 @@ def load_conversations(path: str | Path, fmt: str = "auto", placeholders: dict[s
     return convs
 
 
-def split_heldout(convs: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
-    """(train, held_out): conversation i is held out iff hash(seed, i) < val_fraction (stable across runs)."""
-    train = [c for i, c in enumerate(convs) if not is_val(i, seed, val_fraction)]
-    held = [c for i, c in enumerate(convs) if is_val(i, seed, val_fraction)]
+def split_heldout(items: list, val_fraction: float, seed: int = 0, what: str = "conversations",
+                  fix: str = "another finetune.val_fraction") -> tuple[list, list]:
+    """(train, held_out): item i is held out iff hash(seed, i) < val_fraction (stable across runs).
+
+    Conversations here, preference pairs in data/preference.py; `what` and `fix` word the error.
+    """
+    train = [c for i, c in enumerate(items) if not is_val(i, seed, val_fraction)]
+    held = [c for i, c in enumerate(items) if is_val(i, seed, val_fraction)]
     if not train or not held:
-        raise UserError(f"{len(convs)} conversations with val_fraction={val_fraction} leave an empty "
-                        "train or held-out split; use more data or another finetune.val_fraction")
+        raise UserError(f"{len(items)} {what} with val_fraction={val_fraction} leave an empty "
+                        f"train or held-out split; use more data or {fix}")
     return train, held
 
 

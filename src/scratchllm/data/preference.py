@@ -40,8 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scratchllm.data.chat import SHAREGPT_ROLES, read_records
-from scratchllm.data.tokenize import is_val
+from scratchllm.data.chat import SHAREGPT_ROLES, read_records, split_heldout
 from scratchllm.errors import UserError
 from scratchllm.tokenizer.special import render_conversation
 
@@ -151,16 +150,6 @@ def load_pairs(path, fmt: str = "auto", drop_identical: bool = False) -> list[Pa
     return pairs
 
 
-def split_pairs(pairs: list, val_fraction: float, seed: int = 0) -> tuple[list, list]:
-    """(train, held_out): pair i is held out iff hash(seed, i) < val_fraction (stable across runs)."""
-    train = [p for i, p in enumerate(pairs) if not is_val(i, seed, val_fraction)]
-    held = [p for i, p in enumerate(pairs) if is_val(i, seed, val_fraction)]
-    if not train or not held:
-        raise UserError(f"{len(pairs)} pairs with val_fraction={val_fraction} leave an empty train or held-out "
-                        "split; use more pairs, another val_fraction, or pass held-out pairs of your own")
-    return train, held
-
-
 def encoded_splits(cfg, tokenizer, block_size: int, quiet: bool = False) -> tuple[list, list]:
     """(train, held-out) encoded pairs for a stage config with `data`, `val_data`, `format`,
     `drop_identical`, `val_fraction`, `split_seed` (DPO's, the reward model's); prints their counts."""
@@ -168,7 +157,8 @@ def encoded_splits(cfg, tokenizer, block_size: int, quiet: bool = False) -> tupl
     if cfg.val_data:
         train, held = pairs, load_pairs(cfg.val_data, cfg.format, cfg.drop_identical)
     else:
-        train, held = split_pairs(pairs, cfg.val_fraction, cfg.split_seed)
+        train, held = split_heldout(pairs, cfg.val_fraction, cfg.split_seed, what="pairs",
+                                    fix="another val_fraction, or pass held-out pairs of your own")
     train_ex, train_stats = encode_pairs(tokenizer, train, block_size)
     held_ex, held_stats = encode_pairs(tokenizer, held, block_size)
     if not quiet:
