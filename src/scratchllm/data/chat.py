@@ -39,12 +39,12 @@ A conversation longer than a row is cut at `block_size` and counted in `ChatStat
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from scratchllm.data.loader import ShuffledEpochs
 from scratchllm.data.sources import open_text
 from scratchllm.data.tokenize import is_val
 from scratchllm.errors import UserError
@@ -239,43 +239,21 @@ def collate(rows: list[PackedRow]) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class ChatBatches:
+class ChatBatches(ShuffledEpochs):
     """Endless shuffled batches of packed rows; `state_dict()` makes a resumed run see the same ones."""
     rows: list[PackedRow]
     batch_size: int
     seed: int = 0
     epoch: int = 0
     index: int = 0
-    _order: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if not self.rows:
             raise UserError("no training rows after encoding the chat data; check the data and block_size")
-        self._shuffle()
-
-    def _shuffle(self) -> None:
-        self._order = list(range(len(self.rows)))
-        random.Random(f"{self.seed}:{self.epoch}").shuffle(self._order)
-
-    def __iter__(self):
-        return self
+        self._start(len(self.rows))
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        picked = []
-        while len(picked) < self.batch_size:
-            if self.index >= len(self._order):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._shuffle()
-            picked.append(self.rows[self._order[self.index]])
-            self.index += 1
-        return collate(picked)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.index = state["epoch"], state["index"]
-        self._shuffle()
+        return collate([self.rows[i] for i in self._next_indices()])
 
 
 def fixed_batches(rows: list[PackedRow], batch_size: int) -> list[dict[str, torch.Tensor]]:

@@ -26,6 +26,8 @@ True
 
 from __future__ import annotations
 
+import random
+
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,41 @@ def val_windows(directory: str | Path, block_size: int, n_windows: int, split: s
 def window_batches(windows: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed windows cut into (inputs, targets) batches, for the loop's `val_batches`."""
     return [(w[:, :-1], w[:, 1:]) for w in windows.split(batch_size)]
+
+
+class ShuffledEpochs:
+    """Mixin for a resumable batch source over n items: a seeded order per epoch, `batch_size` at a time.
+
+    The class using it has `seed`, `epoch`, `index` and `batch_size` attributes and calls `_start(n)`;
+    `state_dict()` (epoch, index) is all a resume needs, since the order is rebuilt from the seed.
+    Chat rows (data/chat.py) and preference pairs (data/preference.py) are drawn this way.
+    """
+
+    def _start(self, n: int) -> None:
+        self._n = n
+        self._reshuffle()
+
+    def _reshuffle(self) -> None:
+        self._order = list(range(self._n))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(self._order)
+
+    def _next_indices(self) -> list[int]:
+        picked = []
+        while len(picked) < self.batch_size:
+            if self.index >= len(self._order):
+                self.epoch, self.index = self.epoch + 1, 0
+                self._reshuffle()
+            picked.append(self._order[self.index])
+            self.index += 1
+        return picked
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = state["epoch"], state["index"]
+        self._reshuffle()
+

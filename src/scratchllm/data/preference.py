@@ -34,12 +34,12 @@ the causal mask a real token never sees padding: its log-prob is the same padded
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 
 import torch
 
+from scratchllm.data.loader import ShuffledEpochs
 from scratchllm.data.chat import SHAREGPT_ROLES, read_records, split_heldout
 from scratchllm.errors import UserError
 from scratchllm.tokenizer.special import render_conversation
@@ -238,7 +238,7 @@ def fixed_pair_batches(examples: list[PairExample], batch_size: int, refs: torch
 
 
 @dataclass
-class PairBatches:
+class PairBatches(ShuffledEpochs):
     """Endless shuffled pair batches (with "ref" when `refs` is given); `state_dict()` makes a resume exact."""
     examples: list[PairExample]
     batch_size: int
@@ -250,29 +250,7 @@ class PairBatches:
     def __post_init__(self):
         if not self.examples:
             raise UserError("no training pairs after encoding the preference data; check the data and block_size")
-        self._order = self._shuffled()
-
-    def _shuffled(self) -> list[int]:
-        order = list(range(len(self.examples)))
-        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
-        return order
-
-    def __iter__(self):
-        return self
+        self._start(len(self.examples))
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        picked = []
-        while len(picked) < self.batch_size:
-            if self.index >= len(self._order):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._order = self._shuffled()
-            picked.append(self._order[self.index])
-            self.index += 1
-        return pair_batch(self.examples, picked, self.refs)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.index = state["epoch"], state["index"]
-        self._order = self._shuffled()
+        return pair_batch(self.examples, self._next_indices(), self.refs)
