@@ -77,7 +77,9 @@ def test_integrated_gradients_completeness(target, steps=128):
     assert err < 0.02 * abs(gap) + 1e-3, (err, gap)
     assert err <= coarse + 1e-6                            # the Riemann sum converges as steps grow
     with torch.no_grad():
-        assert ig.f_input == pytest.approx(float(model(torch.tensor([IDS]))[0, -1, target]), rel=1e-5)
+        # f(x) comes from the batched interpolation path; its matmuls round differently from a batch of
+        # one on other CPUs (CI's differed by 5e-5 relative with these ×4 weights), so 1e-4 relative.
+        assert ig.f_input == pytest.approx(float(model(torch.tensor([IDS]))[0, -1, target]), rel=1e-4)
 
 
 def test_gradient_x_input_against_finite_differences(model):
