@@ -150,8 +150,9 @@ def run_constitution(chat: Chat, prompts_path, out, constitution=None, rounds: i
     """Critique and revise every prompt not yet in OUT/transcript.jsonl; returns the counts."""
     out = check_output_dir(out, OUTPUTS, force=force)
     principles = read_constitution(constitution)
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size < 1 or rounds < 1:
+        what, value = ("--batch-size", batch_size) if batch_size < 1 else ("--rounds", rounds)
+        raise UserError(f"{what} must be at least 1, got {value}")
     rows = read_prompt_rows(prompts_path)
     written = lambda d: (d / "transcript.jsonl").is_file() and (d / "transcript.jsonl").stat().st_size > 0
     with removed_on_failure(out, keep=written):
