@@ -84,6 +84,6 @@ def cmd_constitution(args) -> int:
                          batch_size=args.batch_size, force=args.force)
     print(f"prompts {s['prompts']}: {s['revised']} revised now, {s['resumed']} already done (skipped), "
           f"{s['too_long']} too long for the context; {args.out}/sft.jsonl: {s['sft']} conversations, "
-          f"{args.out}/pairs.jsonl: {s['pairs']} pairs ({s['unchanged']} revisions equal to their original "
+          f"{args.out}/pairs.jsonl: {s['pairs']} pairs ({s['unchanged']} revisions unchanged or empty "
           "give no pair)")
     return 0
