@@ -97,11 +97,11 @@ def build_pairs(run_dir, prompts_path, out, *, reward=None, judge: Judge | None 
     _one_ranker(reward, judge, rules)
     if k < 2:
         raise UserError(f"--k must be at least 2 (a pair needs two replies to compare), got {k}")
+    # a rule file is read before the run loads: a bad file fails in a moment, not after loading a model
     ranker = rules_ranker(rules) if rules is not None else judge_ranker(judge) if judge is not None else None
     policy = load_run(run_dir)
     tok = policy.tokenizer
-    if ranker is None:
-        ranker = reward_ranker(reward, run_dir, tok)
+    ranker = ranker or reward_ranker(reward, run_dir, tok)   # the reward model checks the run's tokenizer
     prompts, _ = read_prompts_file(prompts_path, {})
     conversations = [[{"role": "user", "content": p}] for p in prompts for _ in range(k)]
     # each reply its own seed: k different samples, reproducible
