@@ -115,18 +115,19 @@ def revision_messages(prompt: str, reply: str, principle: Principle, critique: s
 
 
 def _ask(chat: Chat, states: list[dict], step: str, messages_of: Callable[[dict], list[dict]], seed: int,
-         round_: int = 0, principle_of: Callable[[dict], Principle] | None = None) -> list[str | None]:
-    """One step for every state still going: the conversations go to `chat` in one batch."""
+         round_: int = 0, drawn: dict[str, Principle] | None = None) -> None:
+    """One step for every state still going (no step failed yet), in one batch to `chat`; each
+    state's transcript gets the step's messages, text and (from round 1 on) the principle."""
     going = [s for s in states if s["status"] == "done"]
     conversations = [messages_of(s) for s in going]
     texts = chat(conversations, [step_seed(seed, s["id"], f"{step}{round_}") for s in going])
     for state, messages, text in zip(going, conversations, texts):
-        entry = {"step": step, **({"round": round_} if round_ else {}),
-                 **({"principle": principle_of(state).name} if principle_of else {}), "messages": messages, "text": text}
-        state["steps"].append(entry)
+        entry = {"step": step}
+        if round_:
+            entry.update(round=round_, principle=drawn[state["id"]].name)
+        state["steps"].append({**entry, "messages": messages, "text": text})
         if text is None:
             state["status"] = "context"   # this step did not fit the context: the prompt ends here
-    return texts
 
 
 def revise(chat: Chat, items: list[dict], principles: list[Principle], rounds: int = 1, seed: int = 0) -> list[dict]:
@@ -140,11 +141,12 @@ def revise(chat: Chat, items: list[dict], principles: list[Principle], rounds: i
         s["original"] = s["revision"] = s["steps"][0]["text"]
     for r in range(1, rounds + 1):
         drawn = {s["id"]: principle_for(principles, seed, s["id"], r) for s in states}
-        _ask(chat, states, "critique", lambda s: critique_messages(s["prompt"], s["revision"], drawn[s["id"]]), seed,
-             r, lambda s: drawn[s["id"]])
+        _ask(chat, states, "critique", lambda s: critique_messages(s["prompt"], s["revision"], drawn[s["id"]]),
+             seed, r, drawn)
+        # the revision request follows the critique the model has just written (the state's last step)
         _ask(chat, states, "revision",
-             lambda s: revision_messages(s["prompt"], s["revision"], drawn[s["id"]], s["steps"][-1]["text"]), seed,
-             r, lambda s: drawn[s["id"]])
+             lambda s: revision_messages(s["prompt"], s["revision"], drawn[s["id"]], s["steps"][-1]["text"]),
+             seed, r, drawn)
         for s in states:
             if s["status"] == "done":
                 s["revision"] = s["steps"][-1]["text"]
