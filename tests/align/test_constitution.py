@@ -193,11 +193,16 @@ def test_against_scratchllm_serve_as_the_endpoint(tmp_path):
     run = make_run(tmp_path / "run", tiny_config(block_size=512))
     _, prompts = _files(tmp_path, ["hello there", "what is 2+2?"])
     with LiveServer(create_app(run, chat=True)) as server:   # a random run: chat forced on
-        assert main(["align", "constitution", "--endpoint", server.url, "--prompts", str(prompts),
-                     "--out", str(tmp_path / "cai"), "--max-new-tokens", "6", "--seed", "3"]) == 0
+        for out, seed in (("cai", "3"), ("again", "3"), ("other", "4")):
+            assert main(["align", "constitution", "--endpoint", server.url, "--prompts", str(prompts),
+                         "--out", str(tmp_path / out), "--max-new-tokens", "6", "--seed", seed]) == 0
     records = read_transcript(tmp_path / "cai" / "transcript.jsonl")
     assert [r["status"] for r in records] == ["done", "done"]
     assert all(len(r["steps"]) == 3 and all(isinstance(s["text"], str) for s in r["steps"]) for r in records)
+    # the seeds sent make the server's sampling repeat: the same seed, the same transcript
+    assert read_transcript(tmp_path / "again" / "transcript.jsonl") == records
+    other = read_transcript(tmp_path / "other" / "transcript.jsonl")
+    assert [r["steps"][0]["text"] for r in other] != [r["steps"][0]["text"] for r in records]
 
 
 @pytest.mark.parametrize("text, fragment", [
