@@ -1,7 +1,7 @@
 """`scratchllm export gguf`: the file holds what llama.cpp reads (checked with the gguf package's reader),
 RoPE's row permutation computes the same attention scores, and unsupported shapes name their option.
 
-The llama.cpp oracle (logits and token ids through llama-cpp-python) is in test_gguf_llamacpp.py."""
+The llama.cpp oracle (logits and token ids, through node-llama-cpp's prebuilt llama.cpp) is in test_gguf_llamacpp.py."""
 
 import numpy as np
 import pytest

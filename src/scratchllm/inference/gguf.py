@@ -23,7 +23,7 @@ int8 codes + one fp16 scale, q4_0 = 4-bit codes around 8 + one fp16 scale; packe
 `gguf.quants`). Norms, biases and learned positions always stay f32.
 
 Boundary: reads a run through `load_run`, writes one file atomically; knows nothing of llama.cpp's
-runtime (the test loads our files with llama-cpp-python as the oracle).
+runtime (tests/inference/test_gguf_llamacpp.py loads our files in llama.cpp, through node-llama-cpp, as the oracle).
 
 >>> gguf_style(ModelConfig(norm="rmsnorm", position="rope", mlp="swiglu", bias=False))
 'llama'
