@@ -18,7 +18,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 import torch
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from quant_helpers import TEXT, train_tiny
 from shared_data import REPO_ROOT, in_ci
 
-from scratchllm.inference.gguf import export_gguf
+from scratchllm.inference.gguf import as_exported, export_gguf
 from scratchllm.inference.quantize import quantize_rtn
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.quant import QuantSpec
@@ -44,7 +43,6 @@ SAMPLES = ["the quick brown fox", "  two  spaces\n\nnew lines\ttabs", "numbers 1
 SHAPES = {"gpt2": dict(n_layer=2, n_head=2, n_embd=64, block_size=64),
           "llama": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, block_size=64, norm="rmsnorm",
                         position="rope", mlp="swiglu", bias=False, tie_embeddings=False, mlp_hidden=128)}
-QTYPES = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}
 
 
 def tokenizer(pattern: str) -> Tokenizer:
@@ -111,19 +109,6 @@ def ppl(logits, ids) -> float:
                                     torch.tensor(ids[1:])).item())
 
 
-def same_blocks(model, gguf_type):
-    """Our model with every matrix the file quantizes replaced by its dequantized blocks (gguf.quants, the codes
-    written to the file): row permutation (RoPE) and row concatenation (qkv) keep each row's blocks whole."""
-    q = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, p in q.named_parameters():
-            if p.dim() == 2 and name != "pos_emb.weight":
-                a = p.numpy()
-                p.copy_(torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(a, QTYPES[gguf_type]),
-                                                                QTYPES[gguf_type]).reshape(a.shape)))
-    return q
-
-
 @pytest.mark.parametrize("style", sorted(SHAPES))
 def test_f16_logits_match_ours(answers, style):
     model, answer = answers[f"{style}-f16"]
@@ -150,7 +135,7 @@ def test_block_types_score_what_the_same_blocks_score_in_our_model(answers, styl
     model, answer = answers[f"{style}-{gguf_type}"]
     ids = ppl_ids()
     theirs = ppl(answer["logits"][1], ids)
-    blocks = same_blocks(model, gguf_type)
+    blocks = as_exported(model, gguf_type)
     # the same blocks in our model: llama.cpp differs only by rounding the activations to q8_0 blocks
     # (one int8 code + an fp16 scale per 32 values) before each quantized matmul
     # (measured: perplexity within 0.2%, logits within 0.04)
