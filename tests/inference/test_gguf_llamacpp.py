@@ -40,13 +40,15 @@ SCRIPT = Path(__file__).with_name("llama_logits.mjs")
 SAMPLES = ["the quick brown fox", "  two  spaces\n\nnew lines\ttabs", "numbers 12345 and 3.14159!",
            "Unicode: café, naïve, 日本語, emoji 🙂", "it's we'll they've don't I'M", "a stitch in time saves nine.",
            "trailing spaces   \n  and 1,000,000 digits 2026-12-01"]
+MARKED = " कि"   # Devanagari ka + vowel sign i (a combining mark, \p{M}): one word for o200k, two for llama.cpp
 SHAPES = {"gpt2": dict(n_layer=2, n_head=2, n_embd=64, block_size=64),
           "llama": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, block_size=64, norm="rmsnorm",
                         position="rope", mlp="swiglu", bias=False, tie_embeddings=False, mlp_hidden=128)}
 
 
 def tokenizer(pattern: str) -> Tokenizer:
-    return Tokenizer.train([TEXT + " ".join(SAMPLES)], vocab_size=300, pattern=pattern,
+    # MARKED often enough that its bytes merge into one token wherever a pre-tokenizer keeps it whole
+    return Tokenizer.train([TEXT + " ".join(SAMPLES) + MARKED * 50], vocab_size=300, pattern=pattern,
                            special_tokens={"<|endoftext|>": 300})
 
 
@@ -88,14 +90,14 @@ def answers(tmp_path_factory):
             name = f"{style}-{gguf_type}"
             export_gguf(root / style, root / f"{name}.gguf", gguf_type)
             models[name] = model
-            requests.append({"model": str(root / f"{name}.gguf"), "texts": SAMPLES,
+            requests.append({"model": str(root / f"{name}.gguf"), "texts": [*SAMPLES, MARKED],
                              "ids": [logits_ids(), ppl_ids()]})
     for pattern in ("gpt4", "o200k"):
         save_run_weights(root / pattern, train_tiny(ModelConfig(vocab_size=320, **SHAPES["gpt2"]), steps=1),
                          tokenizer(pattern))
         export_gguf(root / pattern, root / f"{pattern}.gguf")
         models[pattern] = None
-        requests.append({"model": str(root / f"{pattern}.gguf"), "texts": SAMPLES})
+        requests.append({"model": str(root / f"{pattern}.gguf"), "texts": [*SAMPLES, MARKED]})
     return {name: (model, answer) for (name, model), answer in zip(models.items(), llama_cpp(requests))}
 
 
@@ -126,11 +128,25 @@ def test_llamacpp_tokenizes_like_our_tokenizer(answers, name):
     pattern = name if name in ("gpt4", "o200k") else "gpt2"
     ours_tok = TOKENIZER if pattern == "gpt2" else tokenizer(pattern)
     _, answer = answers[name]
-    assert answer["tokens"] == [ours_tok.encode_ordinary(text) for text in SAMPLES]
+    assert answer["tokens"][: len(SAMPLES)] == [ours_tok.encode_ordinary(text) for text in SAMPLES]
+    if pattern != "o200k":   # gpt2 and cl100k split before a mark too (it is not \p{L}): the same ids
+        assert answer["tokens"][-1] == ours_tok.encode_ordinary(MARKED) == ours_tok.encode_ordinary(" क") + \
+            ours_tok.encode_ordinary("ि")
+
+
+def test_o200k_combining_marks_are_where_llamacpp_differs(answers):
+    # A limit of llama.cpp, not of the file: o200k's regex (tiktoken's, and ours) keeps combining marks
+    # (\p{M}) inside a word, llama.cpp's gpt-4o pre-tokenizer (v0.5.0) ends the word before one, so text
+    # with marks (Indic vowel signs, decomposed accents) gets other ids there. If this fails, llama.cpp
+    # has caught up: drop it and let the sample above check MARKED for o200k as well.
+    o200k = tokenizer("o200k")
+    _, answer = answers["o200k"]
+    assert o200k.encode_ordinary(MARKED) == [o200k.ranks[MARKED.encode()]]     # one token for us
+    assert answer["tokens"][-1] == o200k.encode_ordinary(" क") + o200k.encode_ordinary("ि")
 
 
 @pytest.mark.parametrize("style", sorted(SHAPES))
-@pytest.mark.parametrize("gguf_type,spec,rtn_limit", [("q8_0", QuantSpec(8), 0.01), ("q4_0", QuantSpec(4, 32), 0.05)])
+@pytest.mark.parametrize("gguf_type,spec,rtn_limit", [("q8_0", QuantSpec(8), 0.01), ("q4_0", QuantSpec(4, 32), 0.15)])
 def test_block_types_score_what_the_same_blocks_score_in_our_model(answers, style, gguf_type, spec, rtn_limit):
     model, answer = answers[f"{style}-{gguf_type}"]
     ids = ppl_ids()
@@ -142,6 +158,7 @@ def test_block_types_score_what_the_same_blocks_score_in_our_model(answers, styl
     assert abs(theirs / ppl(ours(blocks, ids), ids) - 1) < 0.005
     assert np.abs(np.array(answer["logits"][0]) - ours(blocks, logits_ids())).max() < 0.1
     # our own int8 (per channel) / int4 (groups of 32, zero points) of the same weights, and fp32
-    # (measured: q8_0 within 0.1% of both; q4_0 within 1.3% of our int4, 2.7% of fp32)
+    # (measured: q8_0 within 0.3% of both; q4_0 within 1.3-7% of our int4 and 0.3-5.4% of fp32: another
+    # quantizer, symmetric and over the embeddings too, on a 60-token text, so only a loose bound here)
     rtn = ppl(ours(quantize_rtn(copy.deepcopy(model), spec), ids), ids)
     assert abs(theirs / rtn - 1) < rtn_limit and abs(theirs / ppl(ours(model, ids), ids) - 1) < rtn_limit

@@ -17,6 +17,8 @@ spelling, merges that make merge-order BPE act as our rank BPE (tokenizer/format
 `hf_merges`), special tokens as control tokens, and the pre-tokenizer whose regex is ours:
 `gpt-2` for the gpt2 pattern, `llama-bpe` (Llama 3's, which is cl100k's) for gpt4/cl100k,
 `gpt-4o` for o200k. Embedding rows beyond the tokenizer's ids become unused `[PAD<i>]` tokens.
+(llama.cpp's `gpt-4o` ends a word before a combining mark, \\p{M}, where o200k keeps it in: o200k text
+with marks gets other ids in llama.cpp; its limit, not the file's.)
 
 `--type`: f16 (2-D weights in fp16), q8_0 or q4_0 (llama.cpp's blocks of 32: q8_0 =
 int8 codes + one fp16 scale, q4_0 = 4-bit codes around 8 + one fp16 scale; packed by
