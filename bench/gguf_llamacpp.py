@@ -9,7 +9,7 @@ logit difference and the perplexity of each.
 tokenizers: OpenAI's real tokenizers (GPT-2, cl100k, o200k from ../shared/data/tokenizer) exported in a
 one-layer model (SCRATCHLLM_DATA points elsewhere than ../shared/data); llama.cpp splits a text file into ids that must be ours, id for id.
 
-    python bench/gguf_llamacpp.py tokenizers --text ../shared/data/eval/wikitext2_valid.txt --bytes 200000
+    python bench/gguf_llamacpp.py tokenizers --text ../shared/data/eval/wikitext2_valid.txt --chars 200000
 
 Needs the npm install that .ci/run does (node-llama-cpp 3.22.1 in .cache/node-llama-cpp).
 """
@@ -98,7 +98,7 @@ def logits(args) -> None:
 
 
 def tokenizers(args) -> None:
-    text = Path(args.text).read_text(encoding="utf-8")[: args.bytes]
+    text = Path(args.text).read_text(encoding="utf-8")[: args.chars]
     tmp = Path(tempfile.mkdtemp())
     print(f"{len(text.encode())} bytes of {args.text}")
     print("| tokenizer | vocab | our ids | llama.cpp ids | identical | first difference | export s | llama.cpp s |")
@@ -130,7 +130,7 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=4)
     p = sub.add_parser("tokenizers")
     p.add_argument("--text", required=True)
-    p.add_argument("--bytes", type=int, default=200_000)
+    p.add_argument("--chars", type=int, default=200_000, help="the first N characters of --text")
     args = parser.parse_args()
     torch.set_num_threads(1)
     (logits if args.what == "logits" else tokenizers)(args)
