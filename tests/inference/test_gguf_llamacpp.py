@@ -52,16 +52,21 @@ def tokenizer(pattern: str) -> Tokenizer:
                            special_tokens={"<|endoftext|>": 300})
 
 
-def llama_cpp(requests: list[dict]) -> list[dict]:
-    """llama_logits.mjs's answers ({"tokens", "logits"} per file) for `requests`; skips (fails in CI) without it."""
+def node_command() -> list[str]:
+    """How to run llama_logits.mjs; skips the test (fails it in CI) when node or node-llama-cpp is missing."""
     node = shutil.which("node")
     if node is None or not (INSTALL / "node_modules" / "node-llama-cpp" / "package.json").exists():
         message = f"node-llama-cpp not installed: {NPM_INSTALL} (from the repository root; needs node >= 20)"
         if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    done = subprocess.run([node, str(SCRIPT), str(INSTALL)], input=json.dumps(requests), capture_output=True,
-                          text=True, timeout=300, check=False)
+    return [node, str(SCRIPT), str(INSTALL)]
+
+
+def llama_cpp(command: list[str], requests: list[dict]) -> list[dict]:
+    """llama_logits.mjs's answers ({"tokens", "logits"} per file) for `requests`."""
+    done = subprocess.run(command, input=json.dumps(requests), capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -81,6 +86,7 @@ TOKENIZER = tokenizer("gpt2")
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory):
     """{name: (our model or None, llama.cpp's answer)}: every shape × type, plus gpt4 / o200k tokenizer files."""
+    command = node_command()   # before the training, so that a missing install skips at once
     root = tmp_path_factory.mktemp("gguf")
     models, requests = {}, []
     for style, shape in SHAPES.items():
@@ -98,7 +104,7 @@ def answers(tmp_path_factory):
         export_gguf(root / pattern, root / f"{pattern}.gguf")
         models[pattern] = None
         requests.append({"model": str(root / f"{pattern}.gguf"), "texts": [*SAMPLES, MARKED]})
-    return {name: (model, answer) for (name, model), answer in zip(models.items(), llama_cpp(requests))}
+    return {name: (model, answer) for (name, model), answer in zip(models.items(), llama_cpp(command, requests))}
 
 
 def ours(model, ids) -> np.ndarray:
