@@ -33,8 +33,9 @@ from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.train.checkpoint import save_run_weights
 
 INSTALL = REPO_ROOT / ".cache" / "node-llama-cpp"
+VERSION = "3.22.1"
 NPM_INSTALL = ("NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --prefix .cache/node-llama-cpp --no-save --no-audit "
-               "--no-fund --ignore-scripts --omit=optional node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1")
+               f"--no-fund --ignore-scripts --omit=optional node-llama-cpp@{VERSION} @node-llama-cpp/linux-x64@{VERSION}")
 SCRIPT = Path(__file__).with_name("llama_logits.mjs")
 
 SAMPLES = ["the quick brown fox", "  two  spaces\n\nnew lines\ttabs", "numbers 12345 and 3.14159!",
@@ -168,3 +169,9 @@ def test_block_types_score_what_the_same_blocks_score_in_our_model(answers, styl
     # quantizer, symmetric and over the embeddings too, on a 60-token text, so only a loose bound here)
     rtn = ppl(ours(quantize_rtn(copy.deepcopy(model), spec), ids), ids)
     assert abs(theirs / rtn - 1) < rtn_limit and abs(theirs / ppl(ours(model, ids), ids) - 1) < rtn_limit
+
+
+def test_ci_installs_the_version_named_here():
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"node-llama-cpp@{VERSION} @node-llama-cpp/linux-x64@{VERSION}" in ci
+    assert f'"version": "{VERSION}"' in ci           # the idempotence check looks for the same version
