@@ -23,12 +23,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from quant_helpers import TEXT, train_tiny
-from shared_data import REPO_ROOT, in_ci
+from shared_data import REPO_ROOT, in_ci, require_shared
 
 from scratchllm.inference.gguf import as_exported, export_gguf
 from scratchllm.inference.quantize import quantize_rtn
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.quant import QuantSpec
+from scratchllm.model.transformer import Transformer
+from scratchllm.tokenizer import formats
 from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.train.checkpoint import save_run_weights
 
@@ -175,3 +177,27 @@ def test_ci_installs_the_version_named_here():
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert f"node-llama-cpp@{VERSION} @node-llama-cpp/linux-x64@{VERSION}" in ci
     assert f'"version": "{VERSION}"' in ci           # the idempotence check looks for the same version
+
+
+@pytest.mark.slow
+def test_openai_tokenizers_split_real_text_like_llamacpp(tmp_path):
+    """GPT-2's and cl100k's real 50k / 100k vocabularies (the shared files), exported in a one-layer model:
+    llama.cpp splits 50,000 characters of WikiText-2 into our ids (ours are tiktoken's: tests/tokenizer).
+    o200k (200k tokens, a 30 s export here) agrees too on this text; bench/gguf_llamacpp.py measures all three."""
+    gpt2_files = require_shared("tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe")
+    cl100k = require_shared("tokenizer/cl100k_base.tiktoken")
+    text = require_shared("eval/wikitext2_valid.txt").read_text(encoding="utf-8")[:50_000]
+    command = node_command()
+    tokenizers = {"gpt2": formats.import_gpt2(gpt2_files, gpt2_files.with_name("vocab.bpe")),
+                  "cl100k_base": formats.import_tiktoken(cl100k, "cl100k_base")}
+    requests = []
+    for name, tok in tokenizers.items():
+        vocab = max([*tok.ranks.values(), *tok.special_tokens.values()]) + 1
+        torch.manual_seed(0)
+        save_run_weights(tmp_path / name, Transformer(ModelConfig(vocab_size=vocab, n_layer=1, n_head=1, n_embd=32,
+                                                                  block_size=32)), tok)
+        export_gguf(tmp_path / name, tmp_path / f"{name}.gguf")
+        requests.append({"model": str(tmp_path / f"{name}.gguf"), "texts": [text]})
+    for (name, tok), answer in zip(tokenizers.items(), llama_cpp(command, requests)):
+        ours = tok.encode_ordinary(text)
+        assert len(ours) > 10_000 and answer["tokens"][0] == ours, name
