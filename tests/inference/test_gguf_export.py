@@ -1,7 +1,7 @@
 """`scratchllm export gguf`: the file holds what llama.cpp reads (checked with the gguf package's reader),
 RoPE's row permutation computes the same attention scores, and unsupported shapes name their option.
 
-The llama.cpp oracle (logits and token ids through llama-cpp-python) is in test_gguf_llamacpp.py."""
+The llama.cpp oracle (logits and token ids, through node-llama-cpp's prebuilt llama.cpp) is in test_gguf_llamacpp.py."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from quant_helpers import byte_tokenizer
 
 from scratchllm import cli
 from scratchllm.errors import UserError
-from scratchllm.inference.gguf import _permute_rope, export_gguf
+from scratchllm.inference.gguf import _permute_rope, as_exported, export_gguf
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.position import apply_rope, rope_tables
 from scratchllm.model.transformer import Transformer
@@ -99,6 +99,21 @@ def test_block_quantized_types_dequantize_close_to_the_weights(tmp_path, gguf_ty
     absmax = np.abs(w.reshape(w.shape[0], -1, 32)).max(-1, keepdims=True)
     bound = absmax / 127 * 0.57 if gguf_type == "q8_0" else absmax / 8 * 1.01
     assert (np.abs(back.reshape(absmax.shape[0], -1, 32) - w.reshape(absmax.shape[0], -1, 32)) <= bound + 1e-6).all()
+
+
+@pytest.mark.parametrize("gguf_type", ["f16", "q8_0", "q4_0"])
+def test_as_exported_holds_the_files_weights(tmp_path, gguf_type):
+    model = make_run(tmp_path / "run", **LLAMA)
+    export_gguf(tmp_path / "run", tmp_path / "m.gguf", gguf_type)
+    _, tensors = read(tmp_path / "m.gguf")
+    exported = as_exported(model, gguf_type)
+    for ours, name in [(exported.blocks[1].mlp.down.weight, "blk.1.ffn_down.weight"), (exported.lm_head.weight, "output.weight"),
+                       (exported.blocks[0].attn.v.weight, "blk.0.attn_v.weight")]:
+        t = tensors[name]
+        back = gguf.quants.dequantize(t.data, t.tensor_type).reshape(ours.shape)
+        np.testing.assert_array_equal(back, ours.detach().numpy())
+    assert not torch.equal(exported.blocks[1].mlp.down.weight, model.blocks[1].mlp.down.weight)
+    torch.testing.assert_close(exported.blocks[0].attn_norm.weight, model.blocks[0].attn_norm.weight, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("override,option", [

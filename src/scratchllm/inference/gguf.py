@@ -17,13 +17,16 @@ spelling, merges that make merge-order BPE act as our rank BPE (tokenizer/format
 `hf_merges`), special tokens as control tokens, and the pre-tokenizer whose regex is ours:
 `gpt-2` for the gpt2 pattern, `llama-bpe` (Llama 3's, which is cl100k's) for gpt4/cl100k,
 `gpt-4o` for o200k. Embedding rows beyond the tokenizer's ids become unused `[PAD<i>]` tokens.
+(llama.cpp's `gpt-4o` ends a word before a combining mark, \\p{M}, where o200k keeps it in: o200k text
+with marks gets other ids in llama.cpp; its limit, not the file's.)
 
 `--type`: f16 (2-D weights in fp16), q8_0 or q4_0 (llama.cpp's blocks of 32: q8_0 =
 int8 codes + one fp16 scale, q4_0 = 4-bit codes around 8 + one fp16 scale; packed by
-`gguf.quants`). Norms, biases and learned positions always stay f32.
+`gguf.quants`). Norms, biases and learned positions always stay f32. `as_exported(model, type)` is our
+model holding exactly the file's weights (what llama.cpp computes with), to measure what a type costs.
 
 Boundary: reads a run through `load_run`, writes one file atomically; knows nothing of llama.cpp's
-runtime (the test loads our files with llama-cpp-python as the oracle).
+runtime (tests/inference/test_gguf_llamacpp.py loads our files in llama.cpp, through node-llama-cpp, as the oracle).
 
 >>> gguf_style(ModelConfig(norm="rmsnorm", position="rope", mlp="swiglu", bias=False))
 'llama'
@@ -34,6 +37,7 @@ scratchllm.errors.UserError: GGUF export supports GPT-2 style (model.norm='layer
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -168,12 +172,32 @@ def _encode_tensor(gguf, name: str, t: torch.Tensor, gguf_type: str):
     return gguf.quants.quantize(a, qtype), qtype
 
 
-def export_gguf(run_dir: str | Path, out: str | Path, gguf_type: str = "f16", step: int | None = None) -> dict:
-    """Write run `run_dir` as GGUF file `out` (atomically); returns {arch, pre_tokenizer, tensors, bytes}."""
+def _import_gguf():
     try:
         import gguf  # optional dependency: pip install 'scratchllm[gguf]'
     except ImportError:
         raise UserError("GGUF export needs the gguf package; install it with pip install 'scratchllm[gguf]'") from None
+    return gguf
+
+
+def as_exported(model, gguf_type: str):
+    """A copy of `model` holding the weights a `gguf_type` file holds (fp16 matrices, or the q8_0 / q4_0 blocks
+    dequantized): what llama.cpp computes with, in our forward. Row permutation (RoPE) and row concatenation
+    (qkv) keep each row's blocks of 32 whole, so quantizing our tensors gives the file's blocks."""
+    gguf = _import_gguf()
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            if p.dim() == 2 and name != "pos_emb.weight":
+                array, raw = _encode_tensor(gguf, name, p, gguf_type)
+                back = array.astype(np.float32) if raw is None else gguf.quants.dequantize(array, raw)
+                p.copy_(torch.from_numpy(back.reshape(p.shape)))
+    return out
+
+
+def export_gguf(run_dir: str | Path, out: str | Path, gguf_type: str = "f16", step: int | None = None) -> dict:
+    """Write run `run_dir` as GGUF file `out` (atomically); returns {arch, pre_tokenizer, tensors, bytes}."""
+    gguf = _import_gguf()
     if gguf_type not in GGUF_TYPES:
         raise UserError(f"--type {gguf_type} is not supported; use one of {', '.join(GGUF_TYPES)}")
     run = load_run(run_dir, step=step)
