@@ -14,7 +14,7 @@ later calls. Prints one JSON line per row, then a Markdown table.
     python bench/gpu_ablation.py --gutenberg ../shared/data/pretrain/gutenberg   # tokens cached in runs/ablation-cache
     python bench/gpu_ablation.py --rows baseline,muon,rope --steps 300   # a subset
 
-On a CPU, `--device cpu --tiny` runs two rows of a toy shape on the built-in corpus (a smoke test).
+On a CPU, `--device cpu --tiny` runs the rows on a toy shape and the built-in corpus (a smoke test, not a figure).
 """
 
 import argparse

@@ -180,7 +180,8 @@ _DATA_FREE_ON_RESUME = {"workers"}
 def check_resume_config(saved: RunConfig, wanted: RunConfig) -> None:
     """Refuse a resume whose config changes the model's shape or the data (the first such key named).
 
-    Training settings (max_steps, lr, eval_every ...) may change on a resume. The vocabulary
+    Training settings (max_steps, lr, eval_every ...) may change on a resume, except
+    `train.optimizer`: the saved optimizer state belongs to the one that wrote it. The vocabulary
     size is not compared: it is derived from the tokenizer, which a resume keeps.
 
     >>> check_resume_config(RunConfig(), resolve_run_config(None, ["train.max_steps=5"]))
@@ -189,6 +190,10 @@ def check_resume_config(saved: RunConfig, wanted: RunConfig) -> None:
     ...
     scratchllm.errors.UserError: model.n_layer=3 does not match the run being resumed (model.n_layer=12): a resume keeps the model's shape and data; drop that override, or start a new run with another --out
     """
+    if saved.train.optimizer != wanted.train.optimizer:
+        raise UserError(f"train.optimizer={wanted.train.optimizer} does not match the run being resumed "
+                        f"(train.optimizer={saved.train.optimizer}), whose checkpoints hold that optimizer's state; "
+                        "drop that override, or start a new run with another --out")
     for table, free in (("model", {"vocab_size"}), ("data", _DATA_FREE_ON_RESUME)):
         old, new = getattr(saved, table), getattr(wanted, table)
         for f in dataclasses.fields(old):
