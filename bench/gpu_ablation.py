@@ -52,8 +52,8 @@ def base_overrides(args) -> list[str]:
     return shape + [
         "model.bias=false", "model.dropout=0.0", "model.norm=layernorm", "model.position=learned", "model.mlp=gelu",
         "model.tie_embeddings=true", f"train.batch_size={args.batch_size}", "train.grad_accum=1",
-        f"train.max_steps={args.steps}", f"train.warmup_steps={max(1, args.steps // 20)}", "train.max_lr=6e-4",
-        "train.min_lr=6e-5", "train.weight_decay=0.1", "train.beta1=0.9", "train.beta2=0.95",
+        f"train.max_steps={args.steps}", f"train.warmup_steps={max(1, args.steps // 20)}", f"train.max_lr={args.baseline_lr}",
+        f"train.min_lr={args.baseline_lr / 10}", "train.weight_decay=0.1", "train.beta1=0.9", "train.beta2=0.95",
         f"train.eval_every={args.eval_every}", f"train.eval_batches={args.eval_batches}", "train.log_every=10",
         "train.checkpoint_every=0", "train.progress=false", f"train.device={args.device}",
         f"train.compile={'true' if args.compile else 'false'}", "train.max_minutes=0",
@@ -113,6 +113,8 @@ def main():
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--eval-batches", type=int, default=4)
+    ap.add_argument("--baseline-lr", type=float, default=6e-4,
+                    help="AdamW's peak lr before the muon row (nanoGPT's 6e-4 is tuned for 124M, not this shape)")
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--max-bytes", type=int, default=60_000_000)
     ap.add_argument("--workers", type=int, default=16)
