@@ -4,10 +4,13 @@ nanoGPT's setup: batch 12 x 1024 tokens a step, fused AdamW, compiled. The timed
 after `--warmup` steps (compilation, allocator warmup). With `--nanogpt PATH/TO/nanoGPT` the
 same loop (ours: scratchllm.train.loop.train, same optimizer, same batches) also times
 nanoGPT's own `model.py` GPT of the same shape, so the two models compare on one device in
-one process. Prints one JSON line per model.
+one process. `--variants` adds rows of ours: `separate-qkv` (three q/k/v matmuls instead of the
+fused one, Attention.fuse_qkv=False) and `muon` (train.optimizer=muon: Newton–Schulz's cost per
+step). Prints one JSON line per row.
 
     python bench/gpu_train.py --steps 50                       # ours only
     python bench/gpu_train.py --steps 50 --nanogpt ~/nanoGPT   # ours and nanoGPT's model
+    python bench/gpu_train.py --steps 50 --variants separate-qkv,muon --nanogpt ~/nanoGPT   # ~4 min on an H200
 """
 
 import argparse
@@ -19,6 +22,7 @@ import tempfile
 
 import torch
 
+from scratchllm.model.attention import Attention
 from scratchllm.model.transformer import Transformer
 from scratchllm.train.checkpoint import seed_everything
 from scratchllm.train.config import resolve_run_config
@@ -77,23 +81,37 @@ def main():
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--nanogpt", default=None, help="path to a nanoGPT checkout, to time its model.py too")
+    ap.add_argument("--variants", default="", help="comma list of extra rows of ours: separate-qkv, muon")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("this benchmark needs a CUDA GPU")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    cfg = resolve_run_config("gpt2-124m", [
+    overrides = [
         f"train.batch_size={args.batch_size}", f"model.block_size={args.block_size}", "train.grad_accum=1",
         f"train.max_steps={args.warmup + args.steps}", "train.warmup_steps=10", "train.log_every=10",
         "train.eval_every=0", "train.checkpoint_every=0", "train.progress=false", "train.device=cuda",
-        f"train.compile={'false' if args.no_compile else 'true'}"])
-    seed_everything(0)
-    ours = Transformer(cfg.model)
-    fpt = ours.flops_per_token(args.block_size)
-    print(json.dumps(measure("scratchllm", ours, next_token_loss, cfg, args, fpt)), flush=True)
-    del ours
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+        f"train.compile={'false' if args.no_compile else 'true'}"]
+    cfg = resolve_run_config("gpt2-124m", overrides)
+    rows = [("scratchllm", cfg, True)]
+    for variant in filter(None, args.variants.split(",")):
+        if variant == "separate-qkv":
+            rows.append(("scratchllm separate q/k/v", cfg, False))
+        elif variant == "muon":
+            rows.append(("scratchllm + Muon", resolve_run_config("gpt2-124m", overrides + ["train.optimizer=muon"]), True))
+        else:
+            sys.exit(f"unknown variant {variant!r}; use separate-qkv or muon")
+    for name, row_cfg, fused in rows:
+        Attention.fuse_qkv = fused
+        seed_everything(0)
+        ours = Transformer(row_cfg.model)
+        fpt = ours.flops_per_token(args.block_size)
+        print(json.dumps(measure(name, ours, next_token_loss, row_cfg, args, fpt)), flush=True)
+        del ours
+        torch.compiler.reset()   # each row compiles afresh: no graph cached from the previous row's model
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    Attention.fuse_qkv = True
     if args.nanogpt:
         seed_everything(0)
         theirs = nanogpt_model(args.nanogpt, cfg)

@@ -74,6 +74,8 @@ CASES = [
     (["train", "--out", "{run}", "--resume", "model.n_layer=3"], "model.n_layer=3 does not match"),
     (["train", "--out", "{run}", "--resume", "data.vocab_size=300"], "data.vocab_size=300 does not match"),
     (["train", "--out", "{corrupt}", "--resume"], "corrupt"),
+    (["train", "--out", "out", "train.optimizer=muon", "train.muon_momentum=1"], "muon_momentum < 1"),
+    (["train", "--out", "{run}", "--resume", "train.optimizer=muon"], "train.optimizer=muon does not match"),
     (["train", "--resume"], "--resume needs --out"),
     # charlm
     (["charlm", "train", "--data", "missing.txt", "--out", "out"], "missing.txt"),

@@ -43,6 +43,15 @@ def test_ddp_with_accumulation_equals_one_process(tmp_path, reference):
     assert len(reference) == 4 and reference[-1] < reference[0]
 
 
+@pytest.mark.slow  # one torchrun launch: ~50 s on a busy 2-core machine
+def test_ddp_with_muon_equals_one_process_with_muon(tmp_path):
+    # every rank orthogonalises the same all-reduced gradient: the update is the one-process one
+    worker.run(tmp_path / "one", "none", 1, 4, optimizer="muon")
+    torchrun(tmp_path / "ddp", "ddp", 1, 4, "--muon")
+    one = losses(tmp_path / "one")
+    assert losses(tmp_path / "ddp") == pytest.approx(one, abs=1e-5) and one[-1] < one[0]
+
+
 @pytest.mark.slow  # two torchrun launches: about two minutes on a busy 2-core machine
 def test_fsdp_equals_one_process_and_resumes_at_another_world_size(tmp_path, reference):
     run = tmp_path / "fsdp"

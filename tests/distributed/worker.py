@@ -1,7 +1,7 @@
 """Run by torchrun in the distributed tests (and in-process for the one-process reference):
 train a tiny model on a fixed, resumable stream of global batches, each rank its share.
 
-    python -m torch.distributed.run --standalone --nproc-per-node 2 worker.py OUT DP ACCUM STEPS [--resume]
+    python -m torch.distributed.run --standalone --nproc-per-node 2 worker.py OUT DP ACCUM STEPS [--resume] [--muon]
 """
 
 import sys
@@ -42,12 +42,13 @@ class GlobalBatches:
         self.calls = state["step"] * self.accum
 
 
-def run(out, dp="none", accum=1, steps=4, resume=False):
+def run(out, dp="none", accum=1, steps=4, resume=False, optimizer="adamw"):
     model_cfg = ModelConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=2, n_embd=16)
     cfg = RunConfig(model=model_cfg, parallel=ParallelConfig(dp=dp),
                     train=TrainConfig(device="cpu", batch_size=GLOBAL_ROWS // accum, grad_accum=accum,
                                       max_steps=steps, warmup_steps=1, schedule="constant", max_lr=1e-2, log_every=1,
-                                      eval_every=0, checkpoint_every=0, progress=False, seed=0))
+                                      eval_every=0, checkpoint_every=0, progress=False, seed=0,
+                                      optimizer=optimizer))
     world = distributed.setup(cfg.parallel, GLOBAL_ROWS, torch.device("cpu"))
     ckpt.seed_everything(0)
     model = Transformer(model_cfg)
@@ -56,5 +57,5 @@ def run(out, dp="none", accum=1, steps=4, resume=False):
 
 if __name__ == "__main__":
     out, dp, accum, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    run(out, dp, accum, steps, resume="--resume" in sys.argv)
+    run(out, dp, accum, steps, resume="--resume" in sys.argv, optimizer="muon" if "--muon" in sys.argv else "adamw")
     distributed.shutdown()

@@ -66,7 +66,7 @@ def gguf_style(cfg: ModelConfig) -> str:
     style = "gpt2" if cfg.norm == "layernorm" else "llama"
     want = _STYLES[style]
     blocking = [f"model.{k}={_show(getattr(cfg, k))}" for k, v in want.items() if getattr(cfg, k) != v]
-    for name, off in (("qk_norm", False), ("logit_softcap", None), ("rope_scaling", None)):
+    for name, off in (("qk_norm", False), ("logit_softcap", None), ("rope_scaling", None), ("value_embeds", 0)):
         if getattr(cfg, name) != off:
             blocking.append(f"model.{name}={_show(getattr(cfg, name))}")
     if style == "llama" and cfg.use_qkv_bias:

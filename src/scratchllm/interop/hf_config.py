@@ -128,6 +128,8 @@ def hf_arch(cfg: ModelConfig) -> str:
     """The HF `model_type` that computes exactly what `cfg` does, or a UserError naming the option to change."""
     if cfg.logit_softcap is not None:
         raise UserError("model.logit_softcap has no Hugging Face GPT-2/Llama/Qwen equivalent; train with it unset")
+    if cfg.value_embeds:
+        raise UserError("model.value_embeds has no Hugging Face GPT-2/Llama/Qwen equivalent; train with model.value_embeds=0")
     gpt2_style = (cfg.norm, cfg.position, cfg.mlp) == ("layernorm", "learned", "gelu")
     llama_style = (cfg.norm, cfg.position, cfg.mlp) == ("rmsnorm", "rope", "swiglu")
     # A bias our model lacks is exported as zeros, and GQA's kv heads as repeated copies for GPT-2:

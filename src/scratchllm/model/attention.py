@@ -85,8 +85,15 @@ class Attention(nn.Module):
     """Multi-head causal self-attention with separate q, k, v, o projections.
 
     Optional pieces by config: RoPE (rotates q and k), QK-norm (RMSNorm over each head's q and
-    k, before RoPE, as in Qwen3/OLMo2), q/k/v biases (`qkv_bias`, as in Qwen2).
+    k, before RoPE, as in Qwen3/OLMo2), q/k/v biases (`qkv_bias`, as in Qwen2), a value embedding
+    (`value_embeds`: v ← λ₀·v + λ₁·table[token], λ learned, as in modded-nanogpt).
+
+    q, k and v stay three `nn.Linear` modules — the checkpoint names, LoRA, quantization, GPTQ's
+    hooks and every exporter see them — but while they are plain, unhooked Linear layers and the
+    batch is large, `qkv` computes them with one matmul on their concatenated weights (see there).
     """
+
+    fuse_qkv = True   # class default; set False on an instance to time or test the three-matmul path
 
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
@@ -101,19 +108,45 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(self.head_dim, cfg.norm_eps)
             self.k_norm = RMSNorm(self.head_dim, cfg.norm_eps)
         self.qk_norm = cfg.qk_norm
+        if cfg.value_embed_of(layer) is not None:
+            self.ve_mix = nn.Parameter(torch.full((2,), 0.5))   # (λ₀, λ₁), reset in Transformer.reset_parameters
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The q, k, v projections of x [B,T,d]: one matmul when that is cheaper, else three.
+
+        One F.linear over [Wq; Wk; Wv] reads x once instead of three times and launches one kernel
+        (one in backward too, where x's gradient is a single matmul). The price is the cat, which
+        reads and writes the 3·d² weights again on every call: it pays when the tokens in the batch
+        N exceed 3·d (x's saved reads, 2·N·d, beat the cat's 6·d²) — training and long prefill, not
+        decode. A fused copy kept between calls would skip the cat, but goes stale the moment an
+        optimizer step or a weight load changes q, k or v, so it is rebuilt every call instead.
+        Equal to the three-matmul path up to fp32 rounding (~1e-6 relative; tests/model/test_fused_qkv.py).
+        """
+        q, k, v = self.q, self.k, self.v
+        plain = all(type(m) is nn.Linear and not (m._forward_hooks or m._forward_pre_hooks) for m in (q, k, v))
+        if not (self.fuse_qkv and plain and x.shape[0] * x.shape[1] > 3 * x.shape[-1]):
+            return q(x), k(x), v(x)
+        weight = torch.cat([q.weight, k.weight, v.weight])
+        bias = torch.cat([q.bias, k.bias, v.bias]) if q.bias is not None else None
+        return F.linear(x, weight, bias).split([q.out_features, k.out_features, v.out_features], dim=-1)
+
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: KVCache | None = None, need_weights: bool = False, mask: torch.Tensor | None = None):
+                cache: KVCache | None = None, need_weights: bool = False, mask: torch.Tensor | None = None,
+                ve: torch.Tensor | None = None):
         """x [B,T,d] → (y [B,T,d], weights [B,H,T,S] or None). With a cache, T new tokens follow it.
 
         `mask` (bool [B,1,T,S]) comes from the model when rows differ; None means plain causal.
+        `ve` [B,T,Hkv·hd]: this layer's value embedding of the tokens (value_embeds), else None.
         """
         B, T, _ = x.shape
-        q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # [B, H, T, hd]
-        k = self.k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
-        v = self.v(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k, v = self.qkv(x)
+        if ve is not None:
+            v = self.ve_mix[0] * v + self.ve_mix[1] * ve.to(v.dtype)  # subtle: under autocast v is bf16, the table fp32
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # [B, H, T, hd]
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:

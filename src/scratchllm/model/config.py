@@ -40,6 +40,8 @@ class ModelConfig:
     tie_embeddings: bool = True
     init_std: float = 0.02       # GPT-2 init; output projections are scaled by 1/sqrt(2*n_layer)
     logit_softcap: float | None = None  # tanh soft-capping of the final logits (Gemma 2 / modded-nanogpt)
+    zero_init_proj: bool = False  # attn.o and mlp.down start at zero: every block starts as the identity (modded-nanogpt)
+    value_embeds: int = 0        # N token-embedding tables mixed into v of the first N and last N layers (modded-nanogpt)
     depth: int = 0               # >0: one size dial: n_layer=depth, n_embd=64·depth, heads of 64 (see sized)
 
     @property
@@ -64,6 +66,22 @@ class ModelConfig:
     @property
     def use_qkv_bias(self) -> bool:
         return self.bias if self.qkv_bias is None else self.qkv_bias
+
+    def value_embed_of(self, layer: int) -> int | None:
+        """Which value-embedding table layer `layer` mixes into its values, if any.
+
+        modded-nanogpt's U shape: table i feeds layer i and layer n_layer-N+i, so the first and the
+        last layers see the token's identity directly in their values.
+
+        >>> [ModelConfig(n_layer=5, value_embeds=2).value_embed_of(i) for i in range(5)]
+        [0, 1, None, 0, 1]
+        """
+        n = self.value_embeds
+        if layer < n:
+            return layer
+        if layer >= self.n_layer - n:
+            return layer - (self.n_layer - n)
+        return None
 
     def sized(self) -> "ModelConfig":
         """The shape the `depth` dial sets (nanochat's rule): depth layers, width 64·depth, heads of 64.
@@ -91,6 +109,9 @@ class ModelConfig:
             raise UserError(f"model.n_head={self.n_head} is not divisible by model.n_kv_head={self.kv_heads}; pick a divisor")
         if self.position == "rope" and self.head_dim % 2:
             raise UserError(f"RoPE needs an even head dimension, got {self.head_dim}; change model.n_embd or model.n_head")
+        if not 0 <= 2 * self.value_embeds <= self.n_layer:
+            raise UserError(f"model.value_embeds={self.value_embeds} needs 0 <= 2*value_embeds <= model.n_layer="
+                            f"{self.n_layer} (each table feeds one early and one late layer); lower it")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")

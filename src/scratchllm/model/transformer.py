@@ -51,8 +51,8 @@ class Block(nn.Module):
         self.mlp_norm = make_norm(cfg, cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, rope=None, cache=None, need_weights=False, mask=None):
-        a, weights = self.attn(self.attn_norm(x), rope, cache, need_weights, mask)
+    def forward(self, x, rope=None, cache=None, need_weights=False, mask=None, ve=None):
+        a, weights = self.attn(self.attn_norm(x), rope, cache, need_weights, mask, ve)
         x = x + a
         x = x + self.mlp(self.mlp_norm(x))
         return x, weights
@@ -81,6 +81,12 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight   # one matrix reads tokens in and writes them out
+        # value_embeds: token tables read straight into some layers' values (Attention.ve_mix). Made
+        # last and undrawn (reset_parameters draws them, last), so every other weight is the one the
+        # same seed gives without them.
+        self.value_embeds = nn.ModuleList(
+            nn.Embedding(cfg.vocab_size, kv_dim, _weight=torch.empty(cfg.vocab_size, kv_dim))
+            for kv_dim in [cfg.kv_heads * cfg.head_dim] * cfg.value_embeds)
         # recompute activations in backward: False = never, True (= 1) every block, k: blocks 0, k, 2k, ...
         self.gradient_checkpointing: bool | int = False
         self.reset_parameters()
@@ -90,10 +96,14 @@ class Transformer(nn.Module):
 
         Each block adds two projections (attn.o, mlp.down) to the residual stream; scaling their
         std by 1/sqrt(2·n_layer) keeps the stream's variance from growing with depth.
+        `zero_init_proj` zeroes them instead (after drawing, so every other weight is the one the
+        same seed gives without it): each block then starts as the identity and the first steps
+        train the output projections, as in modded-nanogpt. Value mixes start at (0.5, 0.5).
         """
         std = self.config.init_std
+        tables = [t.weight for t in self.value_embeds]
         for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
+            if isinstance(module, (nn.Linear, nn.Embedding)) and not any(module.weight is t for t in tables):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
             elif isinstance(module, (nn.LayerNorm, RMSNorm)):
                 nn.init.ones_(module.weight)
@@ -102,6 +112,12 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith(("attn.o.weight", "mlp.down.weight")):
                 nn.init.normal_(p, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+                if self.config.zero_init_proj:
+                    nn.init.zeros_(p)
+            elif name.endswith("attn.ve_mix"):
+                nn.init.constant_(p, 0.5)
+        for table in tables:   # drawn last: every other weight keeps the draw it gets without value_embeds
+            nn.init.normal_(table, mean=0.0, std=std)
 
     def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, *,
                 positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
@@ -139,14 +155,17 @@ class Transformer(nn.Module):
             x = x + self._position_embedding(positions, start, T, idx.device)
         x = self.drop(x)
         rope = self._rope(positions, start, T)
+        ves = [table(idx) for table in self.value_embeds]
         hidden, weights = [x], []
         recompute = self.gradient_checkpointing and self.training and kv_cache is None and not return_attention
         every = int(self.gradient_checkpointing) or 1
         for i, block in enumerate(self.blocks):
+            table = cfg.value_embed_of(i)
+            ve = ves[table] if table is not None else None
             if recompute and i % every == 0:
-                x, _ = checkpoint(block, x, rope, None, False, mask, use_reentrant=False)
+                x, _ = checkpoint(block, x, rope, None, False, mask, ve, use_reentrant=False)
             else:
-                x, w = block(x, rope, kv_cache, return_attention, mask)
+                x, w = block(x, rope, kv_cache, return_attention, mask, ve)
                 weights.append(w)
             hidden.append(x)
         if kv_cache is not None:
@@ -206,10 +225,11 @@ class Transformer(nn.Module):
                        cfg.head_dim, device=device or weight.device, dtype=dtype or weight.dtype)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
-        """Parameter count (a tied matrix counted once). exclude_embeddings drops tok_emb and pos_emb."""
+        """Parameter count (a tied matrix counted once). exclude_embeddings drops tok_emb, pos_emb and
+        the value-embedding tables (lookups, not matmuls)."""
         n = sum(p.numel() for p in self.parameters())
         if exclude_embeddings:
-            n -= self.tok_emb.weight.numel()
+            n -= self.tok_emb.weight.numel() + sum(t.weight.numel() for t in self.value_embeds)
             if self.config.position == "learned":
                 n -= self.pos_emb.weight.numel()
         return n

@@ -49,6 +49,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
+    optimizer: Literal["adamw", "muon"] = "adamw"  # muon: Muon for the blocks' matrices, AdamW for the rest (train/optim.py)
+    muon_lr: float = 0.02         # Muon's peak lr (its group follows the schedule scaled by muon_lr / max_lr)
+    muon_momentum: float = 0.95   # Muon's Nesterov momentum
     grad_clip: float = 1.0        # max global grad norm; 0 = off
     eval_every: int = 250         # steps between validations (and at the last step)
     eval_batches: int = 20        # fixed val windows = eval_batches * batch_size
@@ -77,6 +80,9 @@ class TrainConfig:
             raise UserError(f"train.decay_frac must be between 0 and 1, got {self.decay_frac}")
         if min(self.spike_factor, self.keep_every, self.sample_every, self.stop_after) < 0:
             raise UserError("train.spike_factor, keep_every, sample_every and stop_after must be >= 0 (0 = off)")
+        if self.optimizer == "muon" and not (self.muon_lr > 0 and self.max_lr > 0 and 0 <= self.muon_momentum < 1):
+            raise UserError(f"train.optimizer=muon needs train.muon_lr > 0, train.max_lr > 0 and 0 <= "
+                            f"train.muon_momentum < 1, got {self.muon_lr}, {self.max_lr}, {self.muon_momentum}")
         if self.keep_checkpoints < 1:
             raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
@@ -174,7 +180,8 @@ _DATA_FREE_ON_RESUME = {"workers"}
 def check_resume_config(saved: RunConfig, wanted: RunConfig) -> None:
     """Refuse a resume whose config changes the model's shape or the data (the first such key named).
 
-    Training settings (max_steps, lr, eval_every ...) may change on a resume. The vocabulary
+    Training settings (max_steps, lr, eval_every ...) may change on a resume, except
+    `train.optimizer`: the saved optimizer state belongs to the one that wrote it. The vocabulary
     size is not compared: it is derived from the tokenizer, which a resume keeps.
 
     >>> check_resume_config(RunConfig(), resolve_run_config(None, ["train.max_steps=5"]))
@@ -183,6 +190,10 @@ def check_resume_config(saved: RunConfig, wanted: RunConfig) -> None:
     ...
     scratchllm.errors.UserError: model.n_layer=3 does not match the run being resumed (model.n_layer=12): a resume keeps the model's shape and data; drop that override, or start a new run with another --out
     """
+    if saved.train.optimizer != wanted.train.optimizer:
+        raise UserError(f"train.optimizer={wanted.train.optimizer} does not match the run being resumed "
+                        f"(train.optimizer={saved.train.optimizer}), whose checkpoints hold that optimizer's state; "
+                        "drop that override, or start a new run with another --out")
     for table, free in (("model", {"vocab_size"}), ("data", _DATA_FREE_ON_RESUME)):
         old, new = getattr(saved, table), getattr(wanted, table)
         for f in dataclasses.fields(old):
