@@ -30,6 +30,13 @@ CASES = [
     (["speedrun", "--data", "missing.txt", "--out", "out", *TINY], "does not exist"),
     (["speedrun", "--out", "out", "train.max_lrr=1"], "did you mean 'train.max_lr'"),
     (["speedrun", "--out", "{run}"], "already holds a run"),
+    (["speedrun", "--out", "out", "--sft", "missing.json", *TINY], "does not exist"),
+    (["speedrun", "--out", "out", "--dpo", "missing.json", *TINY], "does not exist"),
+    (["speedrun", "--out", "out", "--eval-data", "{text}", *TINY], "is a file"),
+    (["speedrun", "--out", "out", "sft.train.max_stepz=3", *TINY], "did you mean"),
+    (["speedrun", "--out", "out", "eval.limitt=3", *TINY], "did you mean"),
+    (["speedrun", "--out", "out", "--serve", "--port", "0", *TINY], "not a TCP port"),
+    (["speedrun", "--preset", "capstone", "--data", "missing-books", "--out", "out"], "do not exist"),
     # data
     (["data", "prepare", "--input", "missing.txt", "--tokenizer", "{tok}", "--out", "out"], "does not exist"),
     (["data", "prepare", "--input", "{text}", "--out", "out"], "needs a tokenizer"),

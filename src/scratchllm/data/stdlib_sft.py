@@ -22,6 +22,7 @@ parsed with `ast` (never imported or run); files that do not parse are skipped.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from pathlib import Path
 from typing import Iterator
@@ -61,18 +62,22 @@ def function_records(source: str) -> Iterator[dict]:
                "input": "", "output": code}
 
 
-def stdlib_function_records(max_records: int = 0) -> list[dict]:
-    """The records of every standard-library file (in the corpus's fixed order), at most `max_records` (0: all)."""
+@functools.cache
+def _all_records() -> tuple[dict, ...]:
+    # parsing 11 MB of source takes seconds: once per process (one install always gives the same set)
     records = []
     for path in stdlib_files():
         try:
-            source = path.read_text(encoding="utf-8")
+            records.extend(function_records(path.read_text(encoding="utf-8")))
         except (UnicodeDecodeError, OSError):
             continue
-        records.extend(function_records(source))
-        if max_records and len(records) >= max_records:
-            return records[:max_records]
-    return records
+    return tuple(records)
+
+
+def stdlib_function_records(max_records: int = 0) -> list[dict]:
+    """The records of every standard-library file (in the corpus's fixed order), at most `max_records` (0: all)."""
+    records = [dict(r) for r in _all_records()]
+    return records[:max_records] if max_records else records
 
 
 def write_stdlib_sft(path: str | Path, max_records: int = 0) -> int:

@@ -76,5 +76,5 @@ def sft_samples(base_dir: Path, sft_dir: Path, sft_file: Path) -> list[tuple[str
     device = str(resolve_device("auto"))
     base, tuned = load_run(base_dir, device=device), load_run(sft_dir, device=device)
     prompts = [c[0]["content"] for c in held if c[0]["role"] == "user" and len(c[0]["content"]) <= MAX_PROMPT_CHARS]
-    prompts = [p for p in sorted(prompts, key=len) if _fits(tuned, p)][:SFT_PROMPTS]
+    prompts = [p for p in prompts if _fits(tuned, p)][:SFT_PROMPTS]   # in file order: the first that fit
     return [(p, "".join(_chat(base).send(p)).strip(), "".join(_chat(tuned).send(p)).strip()) for p in prompts]

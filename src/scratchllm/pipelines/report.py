@@ -59,6 +59,9 @@ def samples(model, tokenizer, prompts: list[str], max_new_tokens: int = 60, seed
                                       top_k=50, seed=seed))) for p in prompts]
 
 
+CELL_CHARS = 240   # a reply in a table cell is cut here; a tiny model rambles
+
+
 def _table(rows: list[tuple], head: tuple = ("", "")) -> str:
     def cell(v) -> str:
         return str(v).replace("|", "/").replace("\n", " ")
@@ -112,7 +115,8 @@ def _sft_section(sft: dict, pairs: list[tuple[str, str, str]]) -> list[str]:
             ("held-out assistant-token loss, after SFT", _num(sft.get("val_loss"))),
             ("steps / tokens", f"{sft['steps']:,} / {sft['tokens']:,}")]
     return ["## Fine-tuning (SFT)", "", _table(rows), "", "Held-out prompts, greedy, 60 tokens at most:", "",
-            _table([(p, b, a) for p, b, a in pairs], ("prompt", "base (before SFT)", "after SFT")), ""]
+            _table([(p, b[:CELL_CHARS], a[:CELL_CHARS]) for p, b, a in pairs], ("prompt", "base (before SFT)", "after SFT")),
+            ""]
 
 
 def _num(v) -> str:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from scratchllm.align.dpo_run import dpo
-from scratchllm.config import dumps_toml, to_dict
+from scratchllm.align.dpo_run import DpoRunConfig, dpo
+from scratchllm.config import apply_overrides, dumps_toml, to_dict
 from scratchllm.data.chat import read_records
 from scratchllm.data.stdlib_sft import write_stdlib_sft
 from scratchllm.data.tokenize import read_meta, tokens_per_byte
@@ -43,10 +43,10 @@ from scratchllm.pipelines import capstone as cap
 from scratchllm.pipelines.evaluate import evaluate_base, sft_samples
 from scratchllm.pipelines.plan import CAPSTONE_DATA, SFT_FILES, Plan, make_plan
 from scratchllm.pipelines.report import write_report
-from scratchllm.pipelines.stages import Stage, StageRunner, remove
+from scratchllm.pipelines.stages import Stage, StageRunner, completed_stages, remove
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.config import resolve_run_config
-from scratchllm.train.finetune import finetune
+from scratchllm.train.finetune import FinetuneRunConfig, finetune
 from scratchllm.train.pretrain import prepare_data, pretrain
 from scratchllm.train.tracking import read_metrics
 from scratchllm.utils.atomic import atomic_write_text
@@ -85,13 +85,26 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
         if not Path(data).exists():
             raise UserError(f"raw books '{data}' do not exist; pass a directory of Gutenberg .jsonl[.xz] files "
                             "with --data")
+    check_inputs(plan, sft, dpo_pairs, eval_data)
     cfg = resolve_run_config(plan.run_preset, plan.run_overrides)
     if plan.capstone:
         cfg.data.path = str(out / "data" / "tokens")
     elif data is not None:
         cfg.data.path = data
-    with removed_on_failure(out, keep=lambda d: (d / "stages").is_dir() or bool(ckpt.list_steps(d))):
+    # A failure before any stage finished leaves nothing behind; after one, what is done stays for the rerun.
+    with removed_on_failure(out, keep=lambda d: bool(completed_stages(d)) or bool(ckpt.list_steps(d))):
         return _run(plan, cfg, out, data, sft, dpo_pairs, eval_data, progress, verbose)
+
+
+def check_inputs(plan: Plan, sft: str | None, dpo_pairs: str | None, eval_data: str | None) -> None:
+    """Everything a later stage needs, checked before the first one starts (minutes of training)."""
+    for flag, path in (("--sft", sft), ("--dpo", dpo_pairs), ("--eval-data", eval_data)):
+        if path is not None and not Path(path).exists():
+            raise UserError(f"{flag} '{path}' does not exist; pass an existing path (or leave {flag} out)")
+    if eval_data is not None and not Path(eval_data).is_dir():
+        raise UserError(f"--eval-data '{eval_data}' is a file; pass the directory that holds the benchmark files")
+    apply_overrides(FinetuneRunConfig(), plan.sft_overrides)   # a misspelt sft.* / dpo.* key fails now
+    apply_overrides(DpoRunConfig(), plan.dpo_overrides)
 
 
 def _run(plan: Plan, cfg, out: Path, data, sft, dpo_pairs, eval_data, progress: bool, verbose: bool) -> Path:

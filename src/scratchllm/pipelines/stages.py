@@ -84,6 +84,11 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def completed_stages(out: Path) -> list[str]:
+    """Names of the stages with a finished marker in `out` (whatever their fingerprints)."""
+    return sorted(p.stem for p in (Path(out) / STAGES_DIR).glob("*.json") if not p.name.endswith(".started.json"))
+
+
 @dataclass
 class StageRunner:
     """Runs stages in order into `out`; `results[name]` holds each one's figures, seconds and skip flag."""
