@@ -36,6 +36,7 @@ CASES = [
     (["speedrun", "--out", "out", "sft.train.max_stepz=3", *TINY], "did you mean"),
     (["speedrun", "--out", "out", "eval.limitt=3", *TINY], "did you mean"),
     (["speedrun", "--out", "out", "--serve", "--port", "0", *TINY], "not a TCP port"),
+    (["speedrun", "--out", "out", "--until", "dpo", *TINY], "not a stage of this speedrun"),
     (["speedrun", "--preset", "capstone", "--data", "missing-books", "--out", "out"], "do not exist"),
     # data
     (["data", "prepare", "--input", "missing.txt", "--tokenizer", "{tok}", "--out", "out"], "does not exist"),

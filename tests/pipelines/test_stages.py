@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from scratchllm.pipelines.stages import Stage, StageRunner, completed_stages
+from scratchllm.pipelines.stages import Stage, StageRunner, StopAfter, completed_stages
 
 
 class Counter:
@@ -100,3 +100,11 @@ def test_a_missing_output_or_a_corrupt_marker_reruns(c):
     assert c.calls[2:] == [("a", False), ("b", False)]
     marker = json.loads((c.out / "stages" / "b.json").read_text())
     assert marker["figures"] == {"lines": 2} and marker["settings"] == {"m": 1}
+
+
+def test_until_stops_after_that_stage_and_the_next_run_carries_on(c):
+    runner = StageRunner(c.out, log=c.log.append, until="a")
+    with pytest.raises(StopAfter):
+        runner.run(c.stage("a"))
+    _pipeline(c)
+    assert c.calls == [("a", False), ("b", False)]

@@ -10,6 +10,8 @@ Gutenberg books, not from a ready token directory. Two stages here:
    It runs before `data prepare` because prepare needs a tokenizer to plan the mix (tokens per
    byte) and write shards; it sees text before the quality filters and dedup, which drop ~4% of
    the books (bench/RESULTS.md, data pipeline), a difference a 32k vocabulary does not notice.
+   subtle: a corpus so small that no book hashes into val (fewer than ~1/val_fraction books)
+   gets its lowest-hash book as val from prepare; the tokenizer has read that one.
 2. data: the recipe (default: the packaged `gutenberg` one) with `--data` as its books:
    clean, filter, dedup, mix up to `prepare.tokens` train tokens, tokenize into `OUT/data/tokens`
    (train shards + the held-out books as val).

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--dpo", default=None, metavar="PAIRS", help="preference pairs: run DPO after SFT (default: no DPO)")
     p.add_argument("--eval-data", default=None, help="directory of benchmark files (capstone default: "
                                                      "../shared/data/eval)")
+    p.add_argument("--until", default=None, metavar="STAGE", help="stop once this stage is complete (e.g. data, "
+                                                                  "pretrain: a run split across time-limited calls)")
     p.add_argument("--serve", action="store_true", help="then serve the result (scratchllm serve) once /health answers")
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -51,7 +53,10 @@ def cmd_speedrun(args) -> int:
     overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else [])
     report = speedrun(args.out, data=args.data, preset=args.preset, overrides=overrides, progress=not args.no_progress,
                       force=args.force, verbose=args.verbose, sft=args.sft, dpo_pairs=args.dpo,
-                      eval_data=args.eval_data)
+                      eval_data=args.eval_data, until=args.until)
+    if report is None:
+        print(f"stopped after stage {args.until}; run the same command without --until to carry on")
+        return 0
     print(f"report: {report}")
     final = report.parent / ("dpo" if args.dpo else "sft")
     print(f"chat with: scratchllm chat --run {final}\ngenerate with: scratchllm generate --run {args.out} "

@@ -43,7 +43,7 @@ from scratchllm.pipelines import capstone as cap
 from scratchllm.pipelines.evaluate import evaluate_base, sft_samples
 from scratchllm.pipelines.plan import CAPSTONE_DATA, SFT_FILES, Plan, make_plan
 from scratchllm.pipelines.report import write_report
-from scratchllm.pipelines.stages import Stage, StageRunner, completed_stages, remove
+from scratchllm.pipelines.stages import Stage, StageRunner, StopAfter, completed_stages, remove
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.config import resolve_run_config
 from scratchllm.train.finetune import FinetuneRunConfig, finetune
@@ -67,9 +67,11 @@ def stage_names(plan: Plan, dpo: bool) -> list[str]:
 
 def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset: str | None = None,
              overrides: list[str] = (), progress: bool = True, force: bool = False, verbose: bool = False,
-             sft: str | None = None, dpo_pairs: str | None = None, eval_data: str | None = None) -> Path:
+             sft: str | None = None, dpo_pairs: str | None = None, eval_data: str | None = None,
+             until: str | None = None) -> Path | None:
     """Run (or continue) every stage into `out`; returns the path of `out/report.md`.
 
+    `until`: stop once that stage is complete (returns None; the next call carries on).
     `data`: raw text (the capstone: a directory of raw books); `sft`: conversations (a file, or a
     directory holding plan.SFT_FILES); `dpo_pairs`: preference pairs (DPO runs only when given);
     `eval_data`: the benchmark files' directory. The capstone defaults each path to the shared data.
@@ -86,6 +88,9 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
             raise UserError(f"raw books '{data}' do not exist; pass a directory of Gutenberg .jsonl[.xz] files "
                             "with --data")
     check_inputs(plan, sft, dpo_pairs, eval_data)
+    names = stage_names(plan, bool(dpo_pairs))
+    if until is not None and until not in names:
+        raise UserError(f"--until {until} is not a stage of this speedrun; choose one of {', '.join(names)}")
     cfg = resolve_run_config(plan.run_preset, plan.run_overrides)
     if plan.capstone:
         cfg.data.path = str(out / "data" / "tokens")

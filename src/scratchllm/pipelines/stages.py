@@ -89,13 +89,29 @@ def completed_stages(out: Path) -> list[str]:
     return sorted(p.stem for p in (Path(out) / STAGES_DIR).glob("*.json") if not p.name.endswith(".started.json"))
 
 
+class StopAfter(Exception):
+    """Raised by the runner once the stage named by `until` is complete (a pipeline run in parts)."""
+
+
 @dataclass
 class StageRunner:
-    """Runs stages in order into `out`; `results[name]` holds each one's figures, seconds and skip flag."""
+    """Runs stages in order into `out`; `results[name]` holds each one's figures, seconds and skip flag.
+
+    `until`: stop (raise StopAfter) once that stage is complete, e.g. to split a pipeline across
+    device calls of limited length; the next run skips what is done and carries on.
+    """
     out: Path
     log: Callable[[str], None] = print
+    until: str | None = None
     results: dict[str, StageResult] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def run(self, stage: Stage) -> dict[str, Any]:
+        """Skip `stage` if its output is complete and current, else (re)run or resume it; returns its figures."""
+        figures = self._run(stage)
+        if stage.name == self.until:
+            raise StopAfter(stage.name)
+        return figures
 
     def _fingerprint(self, stage: Stage) -> str:
         missing = [n for n in stage.inputs if n not in self.fingerprints]
@@ -103,8 +119,7 @@ class StageRunner:
             raise ValueError(f"stage '{stage.name}' reads from {missing}, which have not run")  # a pipeline bug
         return _digest({"settings": stage.settings, "inputs": {n: self.fingerprints[n] for n in stage.inputs}})
 
-    def run(self, stage: Stage) -> dict[str, Any]:
-        """Skip `stage` if its output is complete and current, else (re)run or resume it; returns its figures."""
+    def _run(self, stage: Stage) -> dict[str, Any]:
         folder = Path(self.out) / STAGES_DIR
         done_path, started_path = folder / f"{stage.name}.json", folder / f"{stage.name}.started.json"
         fp = self._fingerprint(stage)
