@@ -105,6 +105,6 @@ def test_a_missing_output_or_a_corrupt_marker_reruns(c):
 def test_until_stops_after_that_stage_and_the_next_run_carries_on(c):
     runner = StageRunner(c.out, log=c.log.append, until="a")
     with pytest.raises(StopAfter):
-        runner.run(c.stage("a"))
+        runner.run(c.stage("a", {"n": 1}))
     _pipeline(c)
     assert c.calls == [("a", False), ("b", False)]
