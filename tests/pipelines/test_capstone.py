@@ -35,7 +35,8 @@ def test_capstone_runs_every_stage_and_serves_the_result(tmp_path, capsys):
     books, sft, evals = (require_shared("pretrain/gutenberg"), require_shared("sft/alpaca_en_demo.json").parent,
                          require_shared("eval/hellaswag_val_full.txt.bz2").parent)
     pairs = tmp_path / "pairs.json"   # short pairs: the shared sets' prompts are longer than a 128-token context
-    pairs.write_text(json.dumps([{"prompt": f"Name colour {i}.", "chosen": "Blue.", "rejected": "No."} for i in range(40)]))
+    pairs.write_text(json.dumps([{"prompt": f"Name colour {i}.", "chosen": "Blue.", "rejected": "No."} for i in range(40)]
+                                + [{"prompt": "long " * 300, "chosen": "a", "rejected": "b"}]))
     out = tmp_path / "cap"
     argv = ["speedrun", "--preset", "capstone", "--out", str(out), "--no-progress", "--data", str(books),
             "--sft", str(sft), "--eval-data", str(evals), "--dpo", str(pairs), *TINY]
@@ -62,6 +63,8 @@ def test_capstone_runs_every_stage_and_serves_the_result(tmp_path, capsys):
                    "| tokenizer |", "| dpo |", "alpaca_en_demo.json"):
         assert needle in report, needle
     assert is_chat_run(out / "sft") and is_chat_run(out / "dpo")
+    dpo = json.loads((out / "stages" / "dpo.json").read_text())["figures"]
+    assert (dpo["pairs"], dpo["dropped_long_prompts"]) == (40, 1), "the prompt longer than the context is dropped"
 
     # the whole command again: nothing reruns
     assert main(argv) == 0

@@ -86,3 +86,11 @@ def test_speedrun_refuses_a_run_it_did_not_make(tmp_path, capsys):
     (out / "checkpoints" / "step-000001").mkdir(parents=True)
     assert main(["speedrun", "--out", str(out), *TINY]) == 2
     assert "already holds a run that speedrun did not make" in capsys.readouterr().err
+
+
+def test_until_stops_after_a_stage(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["speedrun", "--out", str(out), "--no-progress", "--until", "tokens", *TINY]) == 0
+    assert "stopped after stage tokens" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["tokens.json"]
+    assert not (out / "checkpoints").exists() and (out / "tokens" / "meta.json").is_file()

@@ -12,7 +12,7 @@ the other stages write next to it:
     OUT/                 the base run (config.toml, checkpoints/, metrics.jsonl, tokenizer.json, tokens/)
     OUT/data/            capstone: tokenizer.json (stage tokenizer), tokens/ (stage data: shards, manifest, report)
     OUT/eval/            results.json, report.md (benchmarks; stage evaluate)
-    OUT/sft/  OUT/dpo/   the fine-tuned runs;  OUT/sft-data.json: the conversations SFT used
+    OUT/sft/  OUT/dpo/   the fine-tuned runs;  OUT/sft-data.json, OUT/dpo-pairs.json: what they trained on
     OUT/stages/          one marker per stage;  OUT/report.md, OUT/loss.png: the report
 
     scratchllm speedrun                                   # -> runs/speedrun/report.md
@@ -35,6 +35,7 @@ import torch
 
 from scratchllm.align.dpo_run import DpoRunConfig, dpo
 from scratchllm.config import apply_overrides, dumps_toml, to_dict
+from scratchllm.data import preference
 from scratchllm.data.chat import read_records
 from scratchllm.data.stdlib_sft import write_stdlib_sft
 from scratchllm.data.tokenize import read_meta, tokens_per_byte
@@ -49,12 +50,13 @@ from scratchllm.train.config import resolve_run_config
 from scratchllm.train.finetune import FinetuneRunConfig, finetune
 from scratchllm.train.pretrain import prepare_data, pretrain
 from scratchllm.train.tracking import read_metrics
+from scratchllm.tokenizer.special import render_conversation
 from scratchllm.utils.atomic import atomic_write_text
 from scratchllm.utils.device import resolve_device
 from scratchllm.utils.outdir import check_output_dir, removed_on_failure
 
 # What the speedrun writes into OUT besides the base run's own entries.
-SPEEDRUN_ENTRIES = (*ckpt.RUN_ENTRIES, "stages", "data", "eval", "sft", "sft-data.json", "dpo")
+SPEEDRUN_ENTRIES = (*ckpt.RUN_ENTRIES, "stages", "data", "eval", "sft", "sft-data.json", "dpo", "dpo-pairs.json")
 # The base run's entries every finished pretraining has, removed before a fresh attempt (OUT/tokens
 # belongs to stage tokens; run_info.json is rewritten by each attempt).
 PRETRAIN_OUTPUTS = ("checkpoints", "config.toml", "metrics.jsonl", "tokenizer.json")
@@ -98,7 +100,11 @@ def speedrun(out: str | Path = "runs/speedrun", data: str | None = None, preset:
         cfg.data.path = data
     # A failure before any stage finished leaves nothing behind; after one, what is done stays for the rerun.
     with removed_on_failure(out, keep=lambda d: bool(completed_stages(d)) or bool(ckpt.list_steps(d))):
-        return _run(plan, cfg, out, data, sft, dpo_pairs, eval_data, progress, verbose)
+        try:
+            return _run(StageRunner(out, until=until), plan, cfg, out, data, sft, dpo_pairs, eval_data, progress,
+                        verbose)
+        except StopAfter:
+            return None
 
 
 def check_inputs(plan: Plan, sft: str | None, dpo_pairs: str | None, eval_data: str | None) -> None:
@@ -112,8 +118,8 @@ def check_inputs(plan: Plan, sft: str | None, dpo_pairs: str | None, eval_data: 
     apply_overrides(DpoRunConfig(), plan.dpo_overrides)
 
 
-def _run(plan: Plan, cfg, out: Path, data, sft, dpo_pairs, eval_data, progress: bool, verbose: bool) -> Path:
-    runner = StageRunner(out)
+def _run(runner: StageRunner, plan: Plan, cfg, out: Path, data, sft, dpo_pairs, eval_data, progress: bool,
+         verbose: bool) -> Path:
     if plan.capstone:
         _data_stages(runner, plan, cfg, out, data, progress)
     else:
@@ -137,7 +143,7 @@ def _run(plan: Plan, cfg, out: Path, data, sft, dpo_pairs, eval_data, progress: 
     if dpo_pairs:
         runner.run(Stage("dpo", {"data": dpo_pairs, "overrides": plan.dpo_overrides},
                          lambda resume: _dpo(out, dpo_pairs, plan.dpo_overrides, resume),
-                         outputs=(out / "dpo",), inputs=("sft",), resumable=True))
+                         outputs=(out / "dpo", out / "dpo-pairs.json"), inputs=("sft",), resumable=True))
     final = out / ("dpo" if dpo_pairs else "sft")
     samples = sft_samples(out, out / "sft", sft_file)
     return write_report(out, runner=runner, config_toml=dumps_toml(cfg), metrics=read_metrics(out / "metrics.jsonl"),
@@ -220,11 +226,31 @@ def _sft(out: Path, sft: str | None, sft_file: Path, overrides: list[str], resum
             "steps": result.step, "tokens": result.tokens, "wall_s": result.wall_s}
 
 
+def write_fitting_pairs(pairs: str, run_dir: Path, path: Path) -> dict:
+    """The preference records whose prompt leaves a quarter of the context for the replies, as one JSON file.
+
+    The shared sets hold prompts of up to ~13k characters (several thousand tokens), which DPO refuses
+    one by one; a pipeline drops them and says how many."""
+    run = ckpt.load_run(run_dir)
+    records = read_records(pairs)
+    fmt = preference.detect_format(records[0])
+    limit = run.model.config.block_size * 3 // 4
+    kept = [r for r in records
+            if len(render_conversation(run.tokenizer, preference.to_pair(r, fmt).prompt, for_completion=True)[0]) <= limit]
+    if not kept:
+        raise UserError(f"no pair of '{pairs}' has a prompt of at most {limit} tokens; pass shorter preference pairs")
+    atomic_write_text(path, json.dumps(kept))
+    return {"pairs": len(kept), "dropped_long_prompts": len(records) - len(kept), "source": pairs}
+
+
 def _dpo(out: Path, pairs: str, overrides: list[str], resume: bool) -> dict:
-    result = dpo(str(out / "sft"), pairs, out / "dpo", overrides, resume=_continues(out / "dpo", resume), quiet=True)
+    pairs_file = out / "dpo-pairs.json"
+    resume = _continues(out / "dpo", resume) and pairs_file.is_file()
+    made = {} if resume else write_fitting_pairs(pairs, out / "sft", pairs_file)
+    result = dpo(str(out / "sft"), str(pairs_file), out / "dpo", overrides, resume=resume, quiet=True)
     if result.interrupted:
         raise KeyboardInterrupt
-    return {**{k: v for k, v in result.final.items() if isinstance(v, (int, float))}, "steps": result.step,
+    return {**made, **{k: v for k, v in result.final.items() if isinstance(v, (int, float))}, "steps": result.step,
             "wall_s": result.wall_s}
 
 
