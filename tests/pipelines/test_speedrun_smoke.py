@@ -12,6 +12,8 @@ from test_baselines import _oracle
 import scratchllm
 from scratchllm.cli import main
 from scratchllm.data.chat import load_conversations
+from scratchllm.data.stdlib_sft import stdlib_function_records
+from scratchllm.tokenizer.special import render_conversation
 from scratchllm.train.finetune import is_chat_run
 
 TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=128", "train.batch_size=4",
@@ -59,7 +61,10 @@ def test_speedrun_writes_report_metrics_sft_and_a_loadable_run(tmp_path, capsys)
     # SFT: the standard-library instruction set, trained from the base, a chat run with its held-out loss.
     sft = _marker(out, "sft")["figures"]
     convs = load_conversations(out / "sft-data.json")
-    assert sft["conversations"] == len(convs) > 300
+    assert sft["conversations"] == len(convs) > 20
+    assert sft["conversations"] + sft["dropped_too_long"] == len(stdlib_function_records())
+    block = scratchllm.load(out).config.model.block_size
+    assert all(len(render_conversation(run.tokenizer, c)[0]) <= block + 1 for c in convs), "a kept one is cut"
     assert convs[0][0]["content"].startswith("Write a Python function `") and convs[0][1]["content"].startswith("def ")
     assert is_chat_run(out / "sft") and scratchllm.load(out / "sft").step == sft["steps"] == 4
     assert math.isfinite(sft["base_val_loss"]) and math.isfinite(sft["val_loss"])

@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
-from pathlib import Path
 from typing import Iterator
 
 from scratchllm.data.builtin import stdlib_files
-from scratchllm.utils.atomic import atomic_write_text
 
 MAX_SOURCE_CHARS = 300     # short functions only: tiny-cpu's context is 128 tokens for prompt and reply
 MIN_DOC_WORDS = 4          # "Internal helper." teaches nothing
@@ -78,10 +75,3 @@ def stdlib_function_records(max_records: int = 0) -> list[dict]:
     """The records of every standard-library file (in the corpus's fixed order), at most `max_records` (0: all)."""
     records = [dict(r) for r in _all_records()]
     return records[:max_records] if max_records else records
-
-
-def write_stdlib_sft(path: str | Path, max_records: int = 0) -> int:
-    """Write the records as one JSON array (what `scratchllm finetune --data` reads); returns how many."""
-    records = stdlib_function_records(max_records)
-    atomic_write_text(Path(path), json.dumps(records, indent=1))
-    return len(records)

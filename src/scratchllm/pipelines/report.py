@@ -110,7 +110,8 @@ def _tasks_section(tasks: dict, missing: list[str]) -> list[str]:
 
 
 def _sft_section(sft: dict, pairs: list[tuple[str, str, str]]) -> list[str]:
-    rows = [("conversations", f"{sft.get('conversations', '—')} ({sft.get('source', 'resumed')})"),
+    rows = [("conversations", f"{sft.get('conversations', '—')} ({sft.get('source', 'resumed')}); "
+                              f"{sft.get('dropped_too_long', '—')} longer than the context left out"),
             ("held-out assistant-token loss, base", _num(sft.get("base_val_loss"))),
             ("held-out assistant-token loss, after SFT", _num(sft.get("val_loss"))),
             ("steps / tokens", f"{sft['steps']:,} / {sft['tokens']:,}")]

@@ -36,8 +36,9 @@ import torch
 from scratchllm.align.dpo_run import DpoRunConfig, dpo
 from scratchllm.config import apply_overrides, dumps_toml, to_dict
 from scratchllm.data import preference
+from scratchllm.data import chat
 from scratchllm.data.chat import read_records
-from scratchllm.data.stdlib_sft import write_stdlib_sft
+from scratchllm.data.stdlib_sft import stdlib_function_records
 from scratchllm.data.tokenize import read_meta, tokens_per_byte
 from scratchllm.errors import UserError
 from scratchllm.pipelines import capstone as cap
@@ -194,18 +195,26 @@ def _pretrain(cfg, out: Path, token_dir: Path, resume: bool, progress: bool, ver
             "data": cfg.data.path or "built-in corpus (Python stdlib)"}
 
 
-def write_sft_data(sft: str | None, path: Path) -> dict:
-    """The SFT conversations as one JSON file: the stdlib pairs (no `sft`), a file's records, or a directory's SFT_FILES."""
+def write_sft_data(sft: str | None, run_dir: Path, path: Path) -> dict:
+    """The SFT conversations that fit the base's context, as one JSON file: the stdlib pairs (no `sft`), a
+    file's records, or a directory's SFT_FILES. A cut conversation would teach replies that never end."""
     if sft is None:
-        return {"conversations": write_stdlib_sft(path), "source": "standard library docstring -> function pairs"}
-    src = Path(sft)
-    files = [src / n for n in SFT_FILES if (src / n).is_file()] if src.is_dir() else [src]
-    if not files:
-        raise UserError(f"SFT directory '{sft}' holds none of {', '.join(SFT_FILES)}; pass a conversations file "
-                        "(.json or .jsonl) with --sft")
-    records = [r for f in files for r in read_records(f)]
-    atomic_write_text(path, json.dumps(records))
-    return {"conversations": len(records), "source": ", ".join(str(f) for f in files)}
+        records, source = stdlib_function_records(), "standard library docstring -> function pairs"
+    else:
+        src = Path(sft)
+        files = [src / n for n in SFT_FILES if (src / n).is_file()] if src.is_dir() else [src]
+        if not files:
+            raise UserError(f"SFT directory '{sft}' holds none of {', '.join(SFT_FILES)}; pass a conversations file "
+                            "(.json or .jsonl) with --sft")
+        records, source = [r for f in files for r in read_records(f)], ", ".join(str(f) for f in files)
+    run = ckpt.load_run(run_dir)
+    block, fmt = run.model.config.block_size, chat.detect_format(records[0])
+    kept = [r for r in records if len(render_conversation(run.tokenizer, chat.to_messages(r, fmt))[0]) <= block + 1]
+    if len(kept) < 2:
+        raise UserError(f"{len(kept)} of {len(records)} SFT conversations fit model.block_size={block}; "
+                        "train the base with a larger model.block_size (128 or more) or pass shorter conversations")
+    atomic_write_text(path, json.dumps(kept))
+    return {"conversations": len(kept), "dropped_too_long": len(records) - len(kept), "source": source}
 
 
 def _continues(run_dir: Path, resume: bool) -> bool:
@@ -218,7 +227,7 @@ def _continues(run_dir: Path, resume: bool) -> bool:
 
 def _sft(out: Path, sft: str | None, sft_file: Path, overrides: list[str], resume: bool) -> dict:
     resume = _continues(out / "sft", resume) and sft_file.is_file()
-    made = {} if resume else write_sft_data(sft, sft_file)
+    made = {} if resume else write_sft_data(sft, out, sft_file)
     result, figures = finetune(str(out), str(sft_file), "full", out / "sft", overrides, resume=resume, quiet=True)
     if result.interrupted:
         raise KeyboardInterrupt
