@@ -110,7 +110,9 @@ def test_speedrun_force_reaches_every_stage(trained, tmp_path, capsys):
     out = tmp_path / "notes"
     out.mkdir()
     (out / "todo.txt").write_text("mine")
-    argv = ["speedrun", "--data", str(trained / "corpus"), "--out", str(out), "--no-progress", *TINY]
+    # a 128-token context: the speedrun's SFT stage keeps only conversations that fit it
+    argv = ["speedrun", "--data", str(trained / "corpus"), "--out", str(out), "--no-progress", *TINY,
+            "model.block_size=128"]
     assert main(argv) == 2
     assert main([*argv, "--force"]) == 0
     assert (out / "todo.txt").read_text() == "mine" and (out / "report.md").is_file()

@@ -88,21 +88,14 @@ def _ngram_baselines(lm, token_dir: Path | None, tasks) -> dict[str, dict[str, f
     # pipelines.baselines owns the counting models; cli.py is the one layer allowed to reach it from eval.
     import numpy as np
 
-    from scratchllm.data.tokenize import read_meta
-    from scratchllm.pipelines.baselines import MAX_FIT_TOKENS, bigram_bits, split_tokens, unigram_bits
+    from scratchllm.pipelines.baselines import text_baselines
 
     texts = [t for t in tasks if t.kind == "rolling"]
     if token_dir is None or not texts:
         return {}
-    vocab = read_meta(token_dir)["vocab_size"]
-    train = split_tokens(token_dir, "train", MAX_FIT_TOKENS)
-    out = {}
-    for task in texts:
-        ids = np.array([i for it in task.items for i in lm.encode(it.text)], dtype=np.int64)
-        n_bytes = sum(it.bytes for it in task.items)
-        out[task.name] = {"unigram_bpb": unigram_bits(train, ids, vocab) / n_bytes,
-                          "bigram_bpb": bigram_bits(train, ids, vocab) / n_bytes}
-    return out
+    return {task.name: text_baselines(token_dir, np.array([i for it in task.items for i in lm.encode(it.text)],
+                                                          dtype=np.int64), sum(it.bytes for it in task.items))
+            for task in texts}
 
 
 def _open_model(args):

@@ -69,6 +69,14 @@ def split_tokens(token_dir: Path, split: str, limit: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def text_baselines(token_dir: str | Path, ids: np.ndarray, n_bytes: int) -> dict[str, float]:
+    """{"unigram_bpb", "bigram_bpb"} of token ids `ids` (some other text: WikiText-2), fitted on `token_dir`'s train."""
+    train = split_tokens(Path(token_dir), "train", MAX_FIT_TOKENS)
+    vocab = read_meta(token_dir)["vocab_size"]
+    return {"unigram_bpb": unigram_bits(train, ids, vocab) / n_bytes,
+            "bigram_bpb": bigram_bits(train, ids, vocab) / n_bytes}
+
+
 def ngram_baselines(token_dir: str | Path) -> dict[str, float]:
     """{"unigram_bpb", "bigram_bpb"} on the val split of `token_dir`, fitted on (up to 50M tokens of) train."""
     token_dir = Path(token_dir)
