@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from scratchllm.align.rl_cli import register_rl
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model, building pairs)",
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
     b.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0: varied replies)")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_pairs)
+    register_rl(sub)
 
 
 def _common(p) -> None:
