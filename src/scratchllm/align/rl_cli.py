@@ -26,6 +26,14 @@ def register_rl(sub) -> None:
     _common(g)
     g.set_defaults(func=cmd_grpo)
 
+    p = sub.add_parser("ppo", help="PPO for RLHF: a reward model's score minus a KL penalty, GAE, clipped losses",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=None, help="the SFT run: the policy's start and the KL reference")
+    p.add_argument("--reward", default=None, help="the reward model run (scratchllm align reward)")
+    p.add_argument("--prompts", default=None, help='prompts: one {"prompt": ...} JSON object a line')
+    _common(p)
+    p.set_defaults(func=cmd_ppo)
+
 
 def _common(p) -> None:
     p.add_argument("--out", required=True, help="run directory to write")
@@ -54,3 +62,11 @@ def cmd_grpo(args) -> int:
     overrides = list(args.overrides) + [f"grpo.{k}={v}" for k, v in flags.items() if v is not None]
     result = grpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force, verbose=args.verbose)
     return _report(result, "grpo", args.out)
+
+
+def cmd_ppo(args) -> int:
+    from scratchllm.align.ppo import ppo   # CLI speed: torch loads only when the command runs
+
+    result = ppo(args.run, args.reward, args.prompts, args.out, list(args.overrides), resume=args.resume,
+                 force=args.force, verbose=args.verbose)
+    return _report(result, "ppo", args.out)
