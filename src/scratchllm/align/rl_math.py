@@ -16,8 +16,8 @@ Shapes: B rows (sampled replies), T reply positions, `mask` [B, T] 1 on real rep
 - `AdaptiveKL`: Ziegler et al. (2019)'s controller, which moves β toward a target KL.
 
 >>> import torch
->>> group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), group_size=2).tolist()
-[0.7071..., -0.7071..., -0.7071..., 0.7071...]
+>>> [round(a, 3) for a in group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), group_size=2).tolist()]
+[0.707, -0.707, -0.707, 0.707]
 >>> float(k3_kl(torch.tensor([-1.0]), torch.tensor([-1.0])))
 0.0
 """

@@ -14,7 +14,7 @@
   `state_dict` carries the unfinished rollout itself, so `--resume` continues exactly.
 
 >>> ids, mask = pack([[5, 6], [7]], [[1, 2], [3, 4, 9]])
->>> ids.tolist(), mask.tolist()
+>>> ids.tolist(), mask.int().tolist()
 ([[5, 6, 1, 2], [7, 3, 4, 9]], [[0, 1, 1], [1, 1, 1]])
 """
 
