@@ -81,3 +81,24 @@ def test_mean_reward_rises_with_the_kl_bounded(world):
     assert last > first + 0.15, (first, last)
     # bounded: the k3 estimate spikes on single steps (a rare token pushed far down), its level stays low
     assert sum(r["kl"] for r in records[-16:]) / 16 < 2.0
+
+
+def test_prompts_render_with_the_chat_template_or_as_text_and_must_fit():
+    from align_helpers import byte_tokenizer
+
+    from scratchllm.align.rollout import PromptCodec, pick_prompts
+    from scratchllm.errors import UserError
+    from scratchllm.tokenizer.special import render_conversation
+
+    tok = byte_tokenizer()
+    chat = PromptCodec(tok, chat=True, block_size=48, max_new_tokens=8)
+    ids = chat.encode({"question": "2+2?", "answer": "#### 4"})
+    assert ids == render_conversation(tok, [{"role": "user", "content": "2+2?"}], for_completion=True)[0]
+    assert tok.decode(ids[-1:]) == "<|assistant_start|>" and chat.stop_id == tok.special_tokens["<|assistant_end|>"]
+    plain = PromptCodec(tok, chat=False, block_size=48, max_new_tokens=8)
+    assert plain.encode({"prompt": "7"}) == [55] and plain.stop_id == tok.eot_id
+    with pytest.raises(UserError, match="exceeds the model's context of 48"):
+        plain.encode({"prompt": "x" * 41}, "item 3 of d.jsonl")
+    # every item once per epoch, the same draw for the same rollout index
+    first_epoch = pick_prompts(10, 0, 5, seed=1) + pick_prompts(10, 1, 5, seed=1)
+    assert sorted(first_epoch) == list(range(10)) and pick_prompts(10, 1, 5, seed=1) == first_epoch[5:]
