@@ -15,6 +15,7 @@ Prints one JSON line and a markdown row for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import random
@@ -82,9 +83,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--max-n", type=int, default=49, help="operands 0..max_n")
-    ap.add_argument("--sft-steps", type=int, default=300)
-    ap.add_argument("--grpo-steps", type=int, default=120)
-    ap.add_argument("--grpo-lr", type=float, default=5e-4)
+    ap.add_argument("--sft-steps", type=int, default=3000, help="most SFT steps (it stops at --target)")
+    ap.add_argument("--target", type=float, default=0.3, help="SFT until this share of training sums is solved")
+    ap.add_argument("--grpo-steps", type=int, default=200)
+    ap.add_argument("--grpo-lr", type=float, default=5e-5, help="RL's lr: far below SFT's (3e-4 broke a 64-wide model)")
     ap.add_argument("--group-size", type=int, default=16)
     ap.add_argument("--prompts-per-rollout", type=int, default=32)
     ap.add_argument("--small", action="store_true", help="a 2-layer, 64-wide model (the --quick one)")
@@ -93,24 +95,35 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.small = True
-        args.max_n, args.sft_steps, args.grpo_steps, args.group_size, args.prompts_per_rollout = 9, 100, 8, 8, 8
+        args.max_n, args.sft_steps, args.grpo_steps, args.group_size, args.prompts_per_rollout = 9, 200, 8, 8, 8
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="grpo-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     tok = byte_tokenizer()
     train_pairs, held = split([(a, b) for a in range(args.max_n + 1) for b in range(args.max_n + 1)], 0.1)
     mcfg = ModelConfig(vocab_size=320, block_size=32, n_layer=2 if args.quick or args.small else 4,
                        n_head=4, n_embd=64 if args.quick or args.small else 256, bias=False)
+    # Constant lr in chunks of 100 steps until the model solves `--target` of the training sums (or
+    # --sft-steps run out): RL needs a start where some of G samples succeed and some fail.
     tc = TrainConfig(device=args.device, batch_size=64 if args.small else 256, max_steps=args.sft_steps,
-                     max_lr=3e-3 if args.small else 1e-3, min_lr=1e-4, warmup_steps=20, weight_decay=0.0,
-                     eval_every=0, log_every=50, checkpoint_every=0, keep_checkpoints=1, progress=False)
+                     max_lr=3e-3 if args.small else 1e-3, min_lr=3e-3 if args.small else 1e-3, schedule="constant",
+                     warmup_steps=0, weight_decay=0.0, eval_every=0, log_every=50, checkpoint_every=0,
+                     keep_checkpoints=1, progress=False)
     t0 = time.perf_counter()
     sft_dir, grpo_dir = root / "sft", root / "grpo"
     shutil.rmtree(sft_dir, ignore_errors=True)
     shutil.rmtree(grpo_dir, ignore_errors=True)
     torch.manual_seed(0)
-    train(Transformer(mcfg), RunConfig(model=mcfg, train=tc), SumBatches(train_pairs, tok, tc.batch_size, 16, 0),
-          sft_dir, quiet=True)
-    tok.save(str(sft_dir / "tokenizer.json"))
+    probe = random.Random(1).sample(train_pairs, min(200, len(train_pairs)))
+    done, solved = 0, 0.0
+    while done < args.sft_steps and solved < args.target:
+        resume = done > 0
+        done = min(done + 100, args.sft_steps)
+        # each chunk resumes the last one (the loop's checkpoint); a constant lr keeps the schedule the same
+        train(Transformer(mcfg), RunConfig(model=mcfg, train=dataclasses.replace(tc, stop_after=done)),
+              SumBatches(train_pairs, tok, tc.batch_size, 16, done), sft_dir, quiet=True, resume=resume)
+        tok.save(str(sft_dir / "tokenizer.json"))
+        solved = accuracy(sft_dir, probe, args.device)
+        print(f"sft step {done}: {solved:.3f} of 200 training sums solved", flush=True)
     sft_s = time.perf_counter() - t0
     before = accuracy(sft_dir, held, args.device)
     data = root / "sums.jsonl"
@@ -130,7 +143,7 @@ def main() -> None:
            "held_out_sums": len(held), "accuracy_before": before, "accuracy_after": after,
            "train_reward_first": records[0]["reward_mean"], "train_reward_last": records[-1]["reward_mean"],
            "kl_last": records[-1]["kl"], "rollout_tokens_per_s_median": tok_s, "grpo_steps": result.step,
-           "sft_s": round(sft_s, 1), "grpo_s": round(grpo_s, 1), "runs": str(root)}
+           "sft_steps": done, "sft_s": round(sft_s, 1), "grpo_s": round(grpo_s, 1), "runs": str(root)}
     print(json.dumps(out))
     print(f"| GRPO, a+b for a, b ≤ {args.max_n} ({len(held)} held-out sums) | {before:.3f} → {after:.3f} | "
           f"{tok_s:,.0f} | {records[-1]['kl']:.3f} | {result.step} steps in {grpo_s:.0f}s |")

@@ -164,7 +164,7 @@ CASES = [
     (["align", "ppo", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "out"],
      "not a reward model"),
     (["align", "ppo", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "out",
-      "ppo.clip=1.5"], "clip must be in"),
+      "ppo.clip=1.5"], "ppo.clip must be in"),
     # viz
     (["viz", "tokens", "--run", "{notok}", "--prompt", "x", "--out", "t.png"], "no tokenizer.json"),
     (["viz", "tokens", "--run", "{run}", "--prompt", "x", "--out", "t.jpg"], "must end in .png or .html"),

@@ -85,18 +85,19 @@ class GrpoRunConfig:
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
 
 
-def check_rl_settings(rows: int, batch_size: int, grad_accum: int, epochs: int, clip: float, beta: float) -> None:
+def check_rl_settings(rows: int, batch_size: int, grad_accum: int, epochs: int, clip: float, beta: float,
+                      table: str = "grpo", beta_name: str = "beta") -> None:
     """Rollout rows must cut into whole optimizer steps; the clip and β must make sense."""
     if rows % batch_size:
         raise UserError(f"a rollout has {rows} rows, which train.batch_size={batch_size} does not divide; "
                         "make the rows (prompts per rollout × group size) a multiple of the batch size")
     if epochs < 1 or (rows // batch_size * epochs) % grad_accum:
-        raise UserError(f"epochs={epochs} passes of {rows // batch_size} minibatches do not cut into steps of "
+        raise UserError(f"{table}.epochs={epochs} passes of {rows // batch_size} minibatches do not cut into steps of "
                         f"train.grad_accum={grad_accum}; change one of them")
     if not 0 < clip < 1:
-        raise UserError(f"clip must be in (0, 1), got {clip}")
+        raise UserError(f"{table}.clip must be in (0, 1), got {clip}")
     if beta < 0:
-        raise UserError(f"beta (the KL weight) must be ≥ 0, got {beta}")
+        raise UserError(f"{table}.{beta_name} (the KL weight) must be ≥ 0, got {beta}")
 
 
 def grpo_loss_fn(clip: float, beta: float) -> Callable:
@@ -142,8 +143,8 @@ class GrpoRollouts(RolloutBatches):
             bs = self.batch_size
             old = forward_rows(lambda x: token_logps(self.trainee(x[:, :-1]), x[:, 1:]), ids, bs, self.device,
                                self.dtype)
-            ref = forward_rows(lambda x: self.reference(x[:, :-1]).float().log_softmax(-1).gather(
-                -1, x[:, 1:, None]).squeeze(-1), ids, bs, self.device, self.dtype)
+            ref = forward_rows(lambda x: token_logps(self.reference(x[:, :-1]), x[:, 1:]), ids, bs, self.device,
+                               self.dtype)
         groups = rewards.view(-1, g.group_size)
         stats = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0,
                  "response_len": sum(len(r) for r in replies) / len(replies), "rollout_tokens_per_s": tok_s,

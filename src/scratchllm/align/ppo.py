@@ -206,7 +206,8 @@ def ppo(sft: str | None, reward: str | None, prompts: str | None, out_dir: str |
         cfg = _config(sft, reward, prompts, out_dir, list(overrides), resume)
         cfg.train.validate()
         p, tc = cfg.ppo, cfg.train
-        check_rl_settings(p.prompts_per_rollout, tc.batch_size, tc.grad_accum, p.epochs, p.clip, p.kl_coef)
+        check_rl_settings(p.prompts_per_rollout, tc.batch_size, tc.grad_accum, p.epochs, p.clip, p.kl_coef, "ppo",
+                          "kl_coef")
         tokenizer, model, _ = load_policy(p.sft, "full", LoraConfig(), "PPO")
         device = resolve_device(tc.device)
         reward_model = load_reward_model(p.reward, p.sft, tokenizer, device)
