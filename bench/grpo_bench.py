@@ -132,7 +132,8 @@ def main() -> None:
     t1 = time.perf_counter()
     result = grpo(str(sft_dir), str(data), grpo_dir, [
         f"train.device={args.device}", f"train.max_steps={args.grpo_steps}", f"train.batch_size={min(rows, 128)}",
-        f"train.max_lr={args.grpo_lr}", f"train.min_lr={args.grpo_lr}", "train.progress=false", "train.checkpoint_every=0",
+        f"train.max_lr={args.grpo_lr}", f"train.min_lr={args.grpo_lr}", "train.progress=false",
+        "train.checkpoint_every=0",
         f"grpo.group_size={args.group_size}", f"grpo.prompts_per_rollout={args.prompts_per_rollout}",
         "grpo.max_new_tokens=4", "grpo.reward=exact", "grpo.epochs=1", "grpo.beta=0.02"], quiet=True)
     grpo_s = time.perf_counter() - t1
