@@ -103,3 +103,23 @@ def test_prompts_render_with_the_chat_template_or_as_text_and_must_fit():
     # every item once per epoch, the same draw for the same rollout index
     first_epoch = pick_prompts(10, 0, 5, seed=1) + pick_prompts(10, 1, 5, seed=1)
     assert sorted(first_epoch) == list(range(10)) and pick_prompts(10, 1, 5, seed=1) == first_epoch[5:]
+
+
+def test_real_gsm8k_lines_through_the_chat_template(tmp_path):
+    from align_helpers import make_run, tiny_config
+    from shared_data import require_shared
+
+    from scratchllm.train.finetune import is_chat_run
+
+    lines = require_shared("sft/gsm8k_train.jsonl").read_text(encoding="utf-8").splitlines()
+    short = [line for line in lines[:200] if len(json.loads(line)["question"]) < 200][:8]
+    (tmp_path / "gsm8k.jsonl").write_text("\n".join(short) + "\n")
+    make_run(tmp_path / "sft", tiny_config(block_size=256))
+    out = tmp_path / "grpo"
+    assert main(["align", "grpo", "--run", str(tmp_path / "sft"), "--data", str(tmp_path / "gsm8k.jsonl"),
+                 "--reward", "gsm8k+format", "--group-size", "2", "--out", str(out), "train.device=cpu",
+                 "train.progress=false", "train.batch_size=8", "train.max_steps=2", "grpo.prompts_per_rollout=4",
+                 "grpo.max_new_tokens=8", "grpo.template=chat"]) == 0
+    records = _records(out)
+    assert records[0]["reward_mean"] == 0.0 and records[0]["groups_with_signal"] == 0.0   # random: never right
+    assert is_chat_run(out)            # its replies are chat turns: generate/chat/serve render them so
