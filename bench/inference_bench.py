@@ -10,6 +10,7 @@ Sections (each prints one JSON line; --out writes them all):
 - continuous: 256 requests of mixed prompt lengths and budgets through the scheduler, against
   static batches of the same size in arrival order.
 - prefill: tokens/s of one forward over 8 × 1024 tokens, and of the engine's slot prefill.
+- profile: the compiled decode step's kernels under torch.profiler, by device time per step.
 - speculative: a byte-level target (6 × 384) and draft (2 × 128) trained here for a few hundred
   steps on Python's own source files (random weights accept nothing), greedy: tokens/s and
   acceptance for the plain engine, a draft model, and n-gram lookup.
@@ -102,6 +103,31 @@ def bench_replay(model, device, prompt, n_new):
         _, s = timed(replay, device, repeat=3)
         rows[name] = dict(steps_per_s=n_new / s)
     return rows
+
+
+@torch.inference_mode()
+def bench_profile(model, device, prompt, n_steps=32, top=25):
+    """Where a decode step's GPU time goes: the compiled step (no graph, so every kernel is seen) under
+    torch.profiler; the `top` kernels by device time per step, with their count per step."""
+    from torch.profiler import ProfilerActivity, profile   # bench-only: the profiler is not on any hot path
+
+    slots = SlotBatch(model, 1, max_len=len(prompt) + n_steps + 64, compile=device.type == "cuda")
+    slots.admit(0, Request(prompt, n_steps + 8, GREEDY))
+    slots.prefill(0)
+    for _ in range(3):
+        slots.step()                                               # compile, then warm
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(n_steps):
+            slots.step()
+        sync(device)
+    events = [e for e in prof.key_averages() if e.device_type.name == ("CUDA" if device.type == "cuda" else "CPU")]
+    key = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in events)
+    return {"profile": dict(us_per_step=round(total / n_steps, 1), kernels=[
+        dict(name=e.key[:90], per_step=round(e.count / n_steps, 2), us_per_step=round(getattr(e, key) / n_steps, 2))
+        for e in events[:top]])}
 
 
 def bench_transformers(cfg, device, prompt, n_new, quick):
@@ -262,6 +288,7 @@ def main() -> None:
                                                32 if args.quick else 512, 16 if args.quick else 256),
         "prefill": lambda: bench_prefill(model, device, 2 if args.quick else 8, 64 if args.quick else 1024),
         "speculative": lambda: bench_speculative(device, 5 if args.quick else args.spec_steps, n_new, args.quick),
+        "profile": lambda: bench_profile(model, device, list(range(100, 132))),
     }
     lines = []
     info = dict(device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", torch=torch.__version__)

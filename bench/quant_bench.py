@@ -29,7 +29,7 @@ import scratchllm  # noqa: E402
 from scratchllm.data.shards import read_shard  # noqa: E402
 from scratchllm.inference.engine import generate  # noqa: E402
 from scratchllm.inference.quantize import quantize_rtn  # noqa: E402
-from scratchllm.inference.quantize_run import _held_out, _text_windows, perplexity, quantize_run  # noqa: E402
+from scratchllm.inference.quantize_run import held_out_windows, text_windows, perplexity, quantize_run  # noqa: E402
 from scratchllm.model.quant import QuantSpec  # noqa: E402
 from scratchllm.model.transformer import Transformer  # noqa: E402
 from scratchllm.train.config import resolve_run_config  # noqa: E402
@@ -54,9 +54,9 @@ def quality(args) -> None:
         calib = str(tmp / "calib.txt")
         Path(calib).write_text(_calib_text(run_dir, base.tokenizer), encoding="utf-8")
     block = base.config.model.block_size
-    texts = {"held-out": _held_out(run_dir, base.config, args.windows)}
+    texts = {"held-out": held_out_windows(run_dir, base.config, args.windows)}
     for path in args.eval:
-        texts[Path(path).name] = _text_windows(path, base.tokenizer, block, args.windows, "--eval")
+        texts[Path(path).name] = text_windows(path, base.tokenizer, block, args.windows, "--eval")
     cpu = torch.device("cpu")
     size = next((run_dir / "checkpoints").iterdir()).joinpath("model.safetensors").stat().st_size
     rows = [("fp32", size, {k: perplexity(base.model, w, cpu) for k, w in texts.items()}, 0.0)]

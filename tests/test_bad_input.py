@@ -146,6 +146,25 @@ CASES = [
      "does not exist"),
     (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--prompts", "{same_pairs}", "--out", "o.jsonl",
       "--k", "1"], "at least 2"),
+    (["align", "pairs", "--run", "{run}", "--reward", "{run}", "--rules", "{bad_rules}", "--prompts", "{same_pairs}",
+      "--out", "o.jsonl"], "exactly one ranker"),
+    (["align", "pairs", "--run", "{run}", "--rules", "{bad_rules}", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "unknown kind 'sparkle'"),
+    (["align", "pairs", "--run", "{run}", "--rules", "{empty}", "--prompts", "{same_pairs}", "--out", "o.jsonl"],
+     "has no rules"),
+    (["align", "pairs", "--run", "{run}", "--judge-model", "m", "--rules", "{bad_rules}", "--prompts", "{same_pairs}",
+      "--out", "o.jsonl"], "--judge-endpoint"),
+    (["align", "constitution", "--run", "{run}", "--prompts", "{same_pairs}", "--constitution", "{empty}",
+      "--out", "cai"], "has no principles"),
+    (["align", "constitution", "--run", "{run}", "--prompts", "{empty}", "--out", "cai"], "has no prompts"),
+    (["align", "constitution", "--run", "{run}", "--endpoint", "http://127.0.0.1:9", "--prompts", "{same_pairs}",
+      "--out", "cai"], "exactly one model"),
+    (["align", "constitution", "--prompts", "{same_pairs}", "--out", "cai"], "exactly one model"),
+    (["align", "constitution", "--run", "{run}", "--prompts", "{same_pairs}", "--out", "{foreign}"], "did not write"),
+    (["align", "constitution", "--run", "{run}", "--prompts", "{same_pairs}", "--out", "cai", "--rounds", "0"],
+     "--rounds must be at least 1"),
+    (["align", "constitution", "--endpoint", "http://127.0.0.1:9", "--prompts", "{same_pairs}", "--out", "cai"],
+     "cannot reach"),
     (["align", "grpo", "--run", "{run}", "--out", "out"], "needs --run SFT"),
     (["align", "grpo", "--run", "missing", "--data", "{same_pairs}", "--out", "out"], "does not exist"),
     (["align", "grpo", "--run", "{run}", "--data", "missing.jsonl", "--out", "out"], "does not exist"),
@@ -243,6 +262,8 @@ def world(tmp_path_factory):
              "text": docs / "doc0.txt", "foreign": root / "foreign", "foreign_file": root / "foreign_file",
              "empty": root / "empty.txt", "binary": root / "binary.txt",
              "same_pairs": root / "same_pairs.jsonl", "long_pairs": root / "long_pairs.jsonl"}
+    (root / "bad_rules.toml").write_text('[[rule]]\nkind = "sparkle"\n')   # align pairs --rules: an unknown kind
+    files["bad_rules"] = root / "bad_rules.toml"
     return root, {k: str(v) for k, v in files.items()}
 
 

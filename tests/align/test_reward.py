@@ -91,5 +91,5 @@ def test_a_reward_model_with_another_tokenizer_is_refused(tmp_path):
     save_run_weights(tmp_path / "rm", RewardModel(tiny_model()), other)
     write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "abc"}])
     with pytest.raises(UserError, match="uses another tokenizer"):
-        build_pairs(tmp_path / "sft", tmp_path / "rm", tmp_path / "prompts.jsonl", tmp_path / "out.jsonl")
+        build_pairs(tmp_path / "sft", tmp_path / "prompts.jsonl", tmp_path / "out.jsonl", reward=tmp_path / "rm")
     assert not (tmp_path / "out.jsonl").exists()

@@ -71,13 +71,15 @@ def text_rows(n: int, seed: int) -> list[dict]:
 
 
 def serve_chat(behaviour):
-    """A chat-completions server whose reply is behaviour(user message, call number)."""
-    calls = {"n": 0}
+    """A chat-completions server whose reply is behaviour(user message, call number); `calls` counts
+    the requests ("n") and keeps their bodies ("bodies")."""
+    calls = {"n": 0, "bodies": []}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             calls["n"] += 1
+            calls["bodies"].append(body)
             text = behaviour(body["messages"][-1]["content"], calls["n"])
             data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
             self.send_response(200)

@@ -84,6 +84,35 @@ def test_the_fixed_shape_decode_step_equals_the_plain_cached_forward(style):
         assert ragged.lengths.tolist() == [0, 15, 0]                   # only the decoding row moved
 
 
+def test_the_step_feeds_greedy_rows_their_argmax_within_the_vocabulary_and_leaves_other_rows():
+    model = tiny("gpt2")
+
+    def one_step(vocab_size):
+        cache = model.make_kv_cache(batch_size=3)
+        cache.set_lengths(torch.tensor([2, 2, 0]))
+        step = DecodeStep(model, cache, vocab_size=vocab_size)
+        step.tokens[:, 0] = torch.tensor([7, 8, 9])
+        step.decoding[:2] = True
+        with torch.no_grad():
+            return step(), step.tokens[:, 0].tolist()
+
+    logits, fed = one_step(None)
+    assert fed[:2] == logits[:2].argmax(-1).tolist() and fed[2] == 9    # row 2 is not decoding: kept
+    vocab = int(logits[0].argmax()) or 1                                # below row 0's unmasked choice
+    logits, fed = one_step(vocab)
+    assert fed[:2] == logits[:2, :vocab].argmax(-1).tolist() and fed[0] < vocab and fed[2] == 9
+
+
+def test_greedy_and_sampled_rows_mixed_in_one_batch_equal_each_alone():
+    model = tiny("llama")
+    prompts = prompts_of_mixed_lengths(4)
+    settings = [GREEDY, SamplingParams(temperature=1.0, seed=3), GREEDY, SamplingParams(temperature=0.7, seed=9)]
+    together = generate_batch(model, [Request(p, 8, s) for p, s in zip(prompts, settings)], vocab_size=40)
+    for p, s, seq in zip(prompts, settings, together):
+        assert seq.generated == generate_batch(model, [Request(p, 8, s)], vocab_size=40)[0].generated
+        assert max(seq.generated) < 40
+
+
 def test_texts_in_one_batch_equal_each_alone_with_stop_strings():
     torch.manual_seed(0)
     tokenizer = Tokenizer({bytes([i]): i for i in range(256)}, "gpt2", {"<|endoftext|>": 256})

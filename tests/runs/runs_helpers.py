@@ -44,11 +44,14 @@ def tiny_config(*overrides: str):
     return resolve_run_config("tiny-cpu", base + list(overrides))
 
 
-def run_tiny(token_dir: Path, out: Path, *overrides: str, resume: bool | None = None, **kwargs):
+def run_tiny(token_dir: Path, out: Path, *overrides: str, resume: bool | None = None, make_optimizer=None, **kwargs):
+    """A tiny run through `train`; `make_optimizer(model, train_config)` replaces the loop's optimizer."""
     cfg = tiny_config(*overrides)
     tc = cfg.train
     ckpt.seed_everything(tc.seed)
     model = Transformer(cfg.model)
+    if make_optimizer is not None:
+        kwargs["optimizer"] = make_optimizer(model, tc)
     loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size, seed=tc.seed)
     val = window_batches(val_windows(token_dir, cfg.model.block_size, tc.eval_batches * tc.batch_size), tc.batch_size)
     if resume is None:

@@ -11,6 +11,7 @@ from runs_helpers import run_tiny
 
 from scratchllm.errors import UserError
 from scratchllm.train import checkpoint as ckpt
+from scratchllm.train.optim import make_optimizer
 from scratchllm.train.step import next_token_loss
 from scratchllm.train.tracking import read_metrics
 
@@ -36,6 +37,24 @@ def test_nonfinite_step_is_skipped_and_the_weights_stay_finite(token_dir, tmp_pa
     model = ckpt.load_run(tmp_path / "run").model
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]["skipped_steps"] == 2
+
+
+def test_the_fused_optimizer_skips_on_the_device_as_the_checked_path_does(token_dir, tmp_path):
+    # The fused AdamW (CUDA's default; here on the CPU) is told found_inf instead of the loop reading the
+    # loss back each step: the same steps must be dropped, step counters included, as the checked path.
+    results = {}
+    for fused in (False, True):
+        def opt(model, tc, fused=fused):
+            groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in make_optimizer(model, tc).param_groups]
+            return torch.optim.AdamW(groups, lr=tc.max_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, fused=fused)
+        result = run_tiny(token_dir, tmp_path / f"fused{fused}", "train.max_steps=8", loss_fn=nan_at({3, 5}),
+                          make_optimizer=opt)
+        results[fused] = result, ckpt.load_run(tmp_path / f"fused{fused}").model.state_dict()
+        assert result.skipped_steps == 2
+        assert read_metrics(tmp_path / f"fused{fused}" / "metrics.jsonl")[-1]["skipped_steps"] == 2
+    (_, checked), (_, fused) = results[False], results[True]
+    for name in checked:
+        torch.testing.assert_close(fused[name], checked[name], atol=1e-6, rtol=1e-5)
 
 
 def test_nonfinite_stop_saves_the_run_before_it(token_dir, tmp_path):

@@ -4,7 +4,11 @@
                          [--label-smoothing 0] [train.max_steps=200 dpo.method=lora ...]
     scratchllm align dpo --out runs/dpo --resume                    # continue exactly
     scratchllm align reward --run runs/sft --data pairs.jsonl [--val-data held.jsonl] --out runs/rm
-    scratchllm align pairs --run runs/sft --reward runs/rm --prompts prompts.jsonl --out pairs.jsonl [--k 4]
+    scratchllm align pairs --run runs/sft --prompts prompts.jsonl --out pairs.jsonl [--k 4]
+                           (--reward runs/rm | --judge-endpoint URL [--judge-model M] | --rules rules.toml)
+    scratchllm align constitution --run runs/sft --prompts prompts.jsonl [--constitution C.toml] --out cai/
+    scratchllm align grpo --run runs/sft --data gsm8k_train.jsonl --reward gsm8k --out runs/grpo [--group-size 8]
+    scratchllm align ppo --run runs/sft --reward runs/rm --prompts prompts.jsonl --out runs/ppo
 
 Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
 LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 
+from scratchllm.align.build_cli import register_builders
 from scratchllm.align.rl_cli import register_rl
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model, building pairs)",
+    p = subparsers.add_parser("align", help="align a fine-tuned run (DPO, reward model, pairs, constitution, GRPO, PPO)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
     d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
@@ -45,18 +50,8 @@ def register(subparsers) -> None:
     _common(r)
     r.set_defaults(func=cmd_reward)
 
-    b = sub.add_parser("pairs", help="build preference pairs: k sampled replies per prompt ranked by a reward model",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--run", required=True, help="the run that writes the replies")
-    b.add_argument("--reward", required=True, help="the reward model run (scratchllm align reward) that ranks them")
-    b.add_argument("--prompts", required=True, help='prompts file: one {"prompt": ...} JSON object a line')
-    b.add_argument("--out", required=True, help="the pairs file to write (.jsonl)")
-    b.add_argument("--k", type=int, default=4, help="replies sampled per prompt (4)")
-    b.add_argument("--max-new-tokens", type=int, default=64, help="longest reply (64)")
-    b.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0: varied replies)")
-    b.add_argument("--seed", type=int, default=0)
-    b.set_defaults(func=cmd_pairs)
-    register_rl(sub)
+    register_builders(sub)   # pairs, constitution: align/build_cli.py
+    register_rl(sub)         # grpo, ppo: align/rl_cli.py
 
 
 def _common(p) -> None:
@@ -103,11 +98,3 @@ def cmd_reward(args) -> int:
     print(f"score with: scratchllm.load('{args.out}').model.score(tokenizer, prompt, reply)")
     return 0
 
-
-def cmd_pairs(args) -> int:
-    from scratchllm.align.pairs import build_pairs   # CLI speed: torch loads only when the command runs
-
-    stats = build_pairs(args.run, args.reward, args.prompts, args.out, k=args.k, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, seed=args.seed)
-    print(f"wrote {stats['pairs']} pairs from {stats['prompts']} prompts to {args.out} ({stats['ties']} ties skipped)")
-    return 0

@@ -1,4 +1,5 @@
-"""An OpenAI-compatible server as the harness's language model (`--endpoint URL --model NAME`).
+"""An OpenAI-compatible server as the harness's language model (`--endpoint URL --model NAME`), and
+one chat turn from such a server (`chat_completion`, for the judge and constitutional AI).
 
 The same three calls as `lm.LocalLM`, over `POST URL/v1/completions`:
 
@@ -59,6 +60,24 @@ def post_json(url: str, body: dict[str, Any], retries: int = 3, timeout: float =
             reason = str(getattr(e, "reason", e))
     raise UserError(f"cannot reach {url} after {max(1, retries)} attempt(s) ({reason}); "
                     "start the server or check --endpoint")
+
+
+def chat_completion(url: str, model: str, messages: list[dict], temperature: float = 0.0, max_tokens: int = 512,
+                    seed: int | None = None, retries: int = 3, timeout: float = 120.0, backoff: float = 0.5) -> str:
+    """The reply text of `POST URL/v1/chat/completions` to `messages` ("" when the answer holds none).
+
+    `url` may be the server's root or the full route; `seed` is sent only when given (servers
+    that sample use it to repeat a reply).
+    """
+    url = url.rstrip("/")
+    url = url if url.endswith("/v1/chat/completions") else url + "/v1/chat/completions"
+    body = {"model": model, "temperature": temperature, "max_tokens": max_tokens, "messages": messages,
+            **({} if seed is None else {"seed": seed})}
+    reply = post_json(url, body, retries, timeout, backoff)
+    try:
+        return str(reply["choices"][0]["message"]["content"])
+    except (KeyError, IndexError, TypeError):
+        return ""
 
 
 class EndpointLM:

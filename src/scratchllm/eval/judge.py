@@ -32,7 +32,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from scratchllm.errors import UserError
-from scratchllm.eval.endpoint import post_json
+from scratchllm.eval.endpoint import chat_completion
 from scratchllm.eval.tasks.base import read_jsonl_rows
 from scratchllm.utils.atomic import atomic_directory
 
@@ -95,15 +95,8 @@ class Judge:
     backoff: float = 0.5
 
     def _chat(self, system: str, user: str) -> str:
-        url = self.url.rstrip("/")
-        url = url if url.endswith("/v1/chat/completions") else url + "/v1/chat/completions"
-        body = {"model": self.model, "temperature": 0, "max_tokens": 512,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        reply = post_json(url, body, self.retries, self.timeout, self.backoff)
-        try:
-            return str(reply["choices"][0]["message"]["content"])
-        except (KeyError, IndexError, TypeError):
-            return ""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return chat_completion(self.url, self.model, messages, 0, 512, None, self.retries, self.timeout, self.backoff)
 
     def ask(self, system: str, user: str, parse: Callable[[str], Any]) -> tuple[Any, str]:
         text = ""

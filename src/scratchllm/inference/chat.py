@@ -7,6 +7,10 @@ for_completion=True)`, which ends on `<|assistant_start|>`, and samples with the
 history. When the history no longer fits the context with room for a reply, the oldest
 exchanges are dropped (the system message stays): the model only ever sees what fits.
 
+`reply_batch` answers many conversations at once (one `generate_batch` call): the next
+assistant turn of each, for callers that need replies in bulk (building preference pairs,
+constitutional AI's replies, critiques and revisions).
+
 It knows conversations and token ids; the terminal loop is `scratchllm chat` (inference/cli.py).
 
 >>> from scratchllm.tokenizer.bpe import Tokenizer
@@ -20,6 +24,9 @@ It knows conversations and token ids; the terminal loop is `scratchllm chat` (in
 >>> reply = "".join(chat.send("hi"))
 >>> [m["role"] for m in chat.messages]
 ['system', 'user', 'assistant']
+>>> replies = reply_batch(model, tok, [[{"role": "user", "content": "hi"}]] * 2, max_new_tokens=4, seeds=[1, 1])
+>>> replies[0] == replies[1]    # a row's reply depends on its own seed only
+True
 """
 
 from __future__ import annotations
@@ -27,10 +34,33 @@ from __future__ import annotations
 import codecs
 from typing import Iterator
 
-from scratchllm.inference.engine import generate
+from scratchllm.inference.engine import Request, SamplingParams, generate, generate_batch
 from scratchllm.tokenizer.special import ENDOFTEXT, chat_token_ids, render_conversation
 
 ASSISTANT_END = "<|assistant_end|>"
+
+
+def stop_ids(tokenizer) -> tuple[int, ...]:
+    """The ids that end an assistant turn: `<|assistant_end|>`, and end-of-text when the tokenizer has it."""
+    specials = tokenizer.special_tokens
+    return (chat_token_ids(tokenizer)[ASSISTANT_END],) + ((specials[ENDOFTEXT],) if ENDOFTEXT in specials else ())
+
+
+def reply_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 200,
+                temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None,
+                seeds: list[int | None] | None = None) -> list[str]:
+    """The next assistant reply to each conversation (messages ending on a user turn), in one batch.
+
+    `seeds[i]` seeds row i's sampling (None: unseeded); a row's reply never depends on the others.
+    A conversation longer than the context is the engine's one-sentence error.
+    """
+    seeds = seeds if seeds is not None else [None] * len(conversations)
+    ends = stop_ids(tokenizer)
+    requests = [Request(render_conversation(tokenizer, messages, for_completion=True)[0], max_new_tokens,
+                        SamplingParams(temperature, top_k, top_p, seed).check(), ends)
+                for messages, seed in zip(conversations, seeds)]
+    seqs = generate_batch(model, requests, vocab_size=tokenizer.vocab_size)
+    return [tokenizer.decode(s.generated) for s in seqs]
 
 
 class ChatSession:
@@ -44,8 +74,7 @@ class ChatSession:
         self.turns: list[dict] = []
         self.sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                              seed=seed)
-        specials = tokenizer.special_tokens
-        self.stop_ids = [chat_token_ids(tokenizer)[ASSISTANT_END]] + ([specials[ENDOFTEXT]] if ENDOFTEXT in specials else [])
+        self.stop_ids = list(stop_ids(tokenizer))
 
     @property
     def messages(self) -> list[dict]:

@@ -10,6 +10,10 @@ to a buffer it owns. Free slots and slots still prefilling are computed too (a f
 the price of the graph) but their lengths are put back (`decoding` [B] marks the rows that
 advance); whatever they wrote sits past their length and is overwritten later.
 
+The step also writes each decoding row's greedy choice (the argmax over the tokenizer's
+`vocab_size`) into `tokens`, inside the graph: a batch that decodes greedily feeds itself and the
+host launches one replay per token, no sampling kernels. A row that samples overwrites its entry.
+
 The same `_forward` runs eagerly on the CPU (the readable reference, and what the tests
 exercise), under `torch.compile` (fuses the elementwise kernels), and captured as a graph.
 
@@ -20,8 +24,10 @@ exercise), under `torch.compile` (fuses the elementwise kernels), and captured a
 >>> cache = model.make_kv_cache(batch_size=2); cache.set_lengths(torch.tensor([3, 0]))
 >>> step = DecodeStep(model, cache)
 >>> step.decoding[0] = True                       # row 0 decodes; row 1 is a free slot
->>> step().shape, cache.lengths.tolist()
+>>> logits = step(); logits.shape, cache.lengths.tolist()
 (torch.Size([2, 50]), [4, 0])
+>>> step.tokens[0, 0] == logits[0].argmax(), step.tokens[1, 0].item()   # row 0's next input; row 1 kept
+(tensor(True), 0)
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ class DecodeStep:
     reference they must match.
     """
 
-    def __init__(self, model: torch.nn.Module, cache: KVCache, cuda_graph: bool = False, compile: bool = False):
+    def __init__(self, model: torch.nn.Module, cache: KVCache, cuda_graph: bool = False, compile: bool = False,
+                 vocab_size: int | None = None):
         n_rows, device = cache.lengths.shape[0], cache.lengths.device
-        self.model, self.cache = model, cache
+        self.model, self.cache, self.vocab_size = model, cache, vocab_size
         self.tokens = torch.zeros(n_rows, 1, dtype=torch.long, device=device)
         self.decoding = torch.zeros(n_rows, dtype=torch.bool, device=device)
         self._fn = torch.compile(self._forward, dynamic=False) if compile else self._forward
@@ -55,6 +62,8 @@ class DecodeStep:
         logits = self.model(self.tokens, kv_cache=self.cache)[:, -1]
         # Rows that are not decoding keep their length: a free slot stays empty, a prefill waits.
         self.cache.lengths.copy_(torch.where(self.decoding, self.cache.lengths, before))
+        greedy = logits[:, :self.vocab_size].argmax(dim=-1)     # first maximum, as the sampler's argmax
+        self.tokens.copy_(torch.where(self.decoding, greedy, self.tokens[:, 0])[:, None])
         return logits
 
     def _capture(self) -> None:

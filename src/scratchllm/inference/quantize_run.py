@@ -59,7 +59,7 @@ class QuantizeReport:
         return out
 
 
-def _text_windows(path: str, tokenizer, block_size: int, max_windows: int, what: str) -> torch.Tensor:
+def text_windows(path: str, tokenizer, block_size: int, max_windows: int, what: str) -> torch.Tensor:
     """Non-overlapping [n, block_size+1] windows of a text file's tokens (documents joined by end-of-text)."""
     if not Path(path).exists():
         raise UserError(f"{what} file '{path}' does not exist; pass a text file (.txt, .jsonl, ...) that does")
@@ -74,7 +74,7 @@ def _text_windows(path: str, tokenizer, block_size: int, max_windows: int, what:
     return torch.tensor(ids[: n * (block_size + 1)]).view(n, block_size + 1)
 
 
-def _held_out(run_dir: Path, config, max_windows: int) -> torch.Tensor | None:
+def held_out_windows(run_dir: Path, config, max_windows: int) -> torch.Tensor | None:
     """The run's own validation windows, when its token directory is still there."""
     for token_dir in (run_dir / "tokens", Path(config.data.path or "")):
         if (token_dir / "meta.json").is_file() and any(token_dir.glob("val*")):
@@ -107,11 +107,11 @@ def quantize_run(run_dir: str | Path, out: str | Path, spec: QuantSpec, calib: s
     if run.tokenizer is None:
         raise UserError(f"run '{run_dir}' has no tokenizer.json, so text cannot be encoded; copy the training tokenizer into it")
     block = run.config.model.block_size
-    calib_ids = _text_windows(calib, run.tokenizer, block, calib_windows, "calibration") if calib else None
+    calib_ids = text_windows(calib, run.tokenizer, block, calib_windows, "calibration") if calib else None
     windows, source = None, ""
     if eval_text:
-        windows, source = _text_windows(eval_text, run.tokenizer, block, eval_windows, "--eval-text"), eval_text
-    elif (windows := _held_out(run_dir, run.config, eval_windows)) is not None:
+        windows, source = text_windows(eval_text, run.tokenizer, block, eval_windows, "--eval-text"), eval_text
+    elif (windows := held_out_windows(run_dir, run.config, eval_windows)) is not None:
         source = "the run's held-out split"
     elif calib_ids is not None:
         windows, source = calib_ids[:eval_windows], f"{calib} (the calibration text itself)"

@@ -156,6 +156,10 @@ class RowSampler:
         return filtered_probs(self.mask_vocab(logits), self.temperature[index], self.top_k[index],
                               self.top_p[index])
 
+    def greedy(self, rows: list[int]) -> bool:
+        """True if every one of `rows` decodes greedily (temperature 0)."""
+        return all(self.params[r].temperature == 0 for r in rows)
+
     def mask_vocab(self, logits: torch.Tensor) -> torch.Tensor:
         if self.vocab_size is not None and self.vocab_size < logits.shape[-1]:
             logits = logits.clone()
@@ -178,7 +182,7 @@ class RowSampler:
         rows = list(range(logits.shape[0])) if rows is None else rows
         logits = self.mask_vocab(logits.float())
         greedy = logits.argmax(dim=-1)
-        if all(self.params[r].temperature == 0 for r in rows):
+        if self.greedy(rows):
             return greedy                                  # no sort, no noise: the fast common case
         probs = self.probs(logits, rows)
         drawn = (probs / self.noise(rows, probs.shape[-1])).argmax(dim=-1)

@@ -100,7 +100,7 @@ class SlotBatch:
         self.cache = model.make_kv_cache(batch_size=n_slots, max_len=max_len)
         self.max_len = self.cache.max_len
         self.cache.set_lengths(torch.zeros(n_slots, dtype=torch.long))
-        self.step = DecodeStep(model, self.cache, cuda_graph=cuda_graph, compile=compile)
+        self.step = DecodeStep(model, self.cache, cuda_graph=cuda_graph, compile=compile, vocab_size=vocab_size)
         self.sampler = RowSampler(n_slots, self.cache.lengths.device, vocab_size)
         self.sliding_window = sliding_window
         self.seqs: list[Sequence | None] = [None] * n_slots
@@ -233,8 +233,12 @@ class SlotBatch:
             for slot in [i for i in active if needs[i] <= step]:
                 self._reset_row(slot)                      # made its last token: stop it (a device write)
                 active.discard(slot)
-            tokens = self.sampler.sample(self.step())
-            self.step.tokens[:, 0] = tokens
+            logits = self.step()                           # greedy rows' next inputs are in place
+            if self.sampler.greedy(sorted(active)):
+                tokens = self.step.tokens[:, 0].clone()
+            else:
+                tokens = self.sampler.sample(logits)
+                self.step.tokens[:, 0] = tokens
             produced.append(tokens)
         table = torch.stack(produced, dim=1).tolist()      # the one host sync
         for slot, seq in enumerate(self.seqs):
@@ -252,7 +256,9 @@ class SlotBatch:
         if not rows:
             return events
         logits = self.step()
-        if len(rows) == len(self.seqs):                    # every slot decodes: no gather, no scatter
+        if self.sampler.greedy(rows):                      # the step put their argmax in place
+            tokens = self.step.tokens[rows, 0] if len(rows) < len(self.seqs) else self.step.tokens[:, 0]
+        elif len(rows) == len(self.seqs):                  # every slot decodes: no gather, no scatter
             tokens = self.sampler.sample(logits, rows)
             self.step.tokens[:, 0] = tokens
         else:

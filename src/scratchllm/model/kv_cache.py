@@ -45,6 +45,7 @@ class KVCache:
         self.max_len = max_len
         self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)  # filled positions per row
         self._pos: int | None = 0   # the common length while every row has it; None once rows differ
+        self._index: tuple[torch.Tensor, torch.Tensor] | None = None   # this forward's write index (ragged)
 
     @property
     def uniform(self) -> bool:
@@ -61,7 +62,7 @@ class KVCache:
         prefill: the padding's keys past a row's length are overwritten by its next tokens)."""
         # subtle: copy in place, so a captured CUDA graph that reads `lengths` sees the new values.
         self.lengths.copy_(lengths.to(device=self.lengths.device, dtype=torch.long))
-        self._pos = None
+        self._pos, self._index = None, None
 
     def rows(self, start: int, stop: int) -> "KVCache":
         """A ragged cache over rows start..stop-1 that shares this one's tensors (writes land here).
@@ -71,7 +72,7 @@ class KVCache:
         view = KVCache.__new__(KVCache)
         view.k = [k[start:stop] for k in self.k]
         view.v = [v[start:stop] for v in self.v]
-        view.max_len, view.lengths, view._pos = self.max_len, self.lengths[start:stop], None
+        view.max_len, view.lengths, view._pos, view._index = self.max_len, self.lengths[start:stop], None, None
         return view
 
     def check_room(self, n_new: int) -> None:
@@ -97,27 +98,34 @@ class KVCache:
             self.k[layer][:, :, self._pos:end] = k
             self.v[layer][:, :, self._pos:end] = v
             return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-        rows, slots = self.write_index(k.shape[2])
+        rows, slots = self._index if self._index is not None else self.write_index(k.shape[2])
         # subtle: indexing [rows, :, slots] puts the broadcast [B, T] index dims first: [B, T, n_kv, hd].
         self.k[layer][rows, :, slots] = k.transpose(1, 2).to(self.k[layer].dtype)
         self.v[layer][rows, :, slots] = v.transpose(1, 2).to(self.v[layer].dtype)
         return self.k[layer], self.v[layer]
 
     def write_index(self, n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(rows [B, 1], slots [B, T]): where row b's n_new tokens go, lengths[b] .. lengths[b]+T."""
+        """(rows [B, 1], slots [B, T]): where row b's n_new tokens go, lengths[b] .. lengths[b]+T.
+
+        Kept until the cache advances, so every layer of one forward writes through one index (a
+        decode step is otherwise 2 of its few hundred kernels per layer, recomputing the same thing).
+        """
         device = self.lengths.device
         rows = torch.arange(self.lengths.shape[0], device=device)[:, None]
-        return rows, self.lengths[:, None] + torch.arange(n_new, device=device)
+        self._index = rows, self.lengths[:, None] + torch.arange(n_new, device=device)
+        return self._index
 
     def truncate(self, length: int) -> None:
         """Forget every position past `length` in every row (speculative decoding rolls back rejected
         drafts this way: their keys stay in memory, to be overwritten by the next tokens)."""
         self.lengths.clamp_(max=length)
+        self._index = None
         if self._pos is not None:
             self._pos = min(self._pos, length)
 
     def advance(self, n: int) -> None:
         """Move every row past `n` tokens once every layer has stored them."""
         self.lengths += n
+        self._index = None
         if self._pos is not None:
             self._pos += n

@@ -130,9 +130,10 @@ class Transformer(nn.Module):
                             f"only its last tokens) or use a model with a larger block_size")
         if kv_cache is not None:
             kv_cache.check_room(T)
-        if positions is None and ragged:
-            positions = kv_cache.write_index(T)[1]              # row b continues at lengths[b]
-        mask = self._attention_mask(T, start, kv_cache, positions if ragged else None, attn_mask)
+        slots = kv_cache.write_index(T)[1] if ragged else None  # row b writes at lengths[b] .. (every layer)
+        if positions is None:
+            positions = slots                                   # ... which are its positions, unless told
+        mask = self._attention_mask(T, start, kv_cache, slots, attn_mask)
         x = self.tok_emb(idx)
         if self.config.position in ("learned", "sinusoidal"):
             x = x + self._position_embedding(positions, start, T, idx.device)

@@ -103,6 +103,7 @@ class _Trainer:
         self.sample, self.trackers = sample, list(trackers)
         self.spikes = SpikeDetector(self.tc.spike_factor)
         self.skipped = 0
+        self.skips_on_device: Any = 0   # skipped updates not yet read back (the fused kernel's own skip)
         self.last_val: tuple[int, float] | None = None  # (step, val_loss) of the newest validation
 
     def restore(self) -> None:
@@ -189,7 +190,14 @@ class _Trainer:
         n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
         grad_norm = distributed.full_tensor(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip))
-        if self.finite(loss, grad_norm):
+        if self.tc.nonfinite == "skip" and self.optimizer.defaults.get("fused") and not distributed.is_sharded(self.raw):
+            # No host sync: the fused AdamW kernel drops the update itself where found_inf is 1 (as it
+            # does for GradScaler); the count is read back with the next metrics line.
+            found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
+            self.optimizer.found_inf = found_inf
+            self.optimizer.step()
+            self.skips_on_device = self.skips_on_device + found_inf
+        elif self.finite(loss, grad_norm):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -212,6 +220,14 @@ class _Trainer:
         self.skipped += 1
         tqdm.write(f"step {self.step + 1}: non-finite loss or gradient, update skipped ({self.skipped} so far)")
         return False
+
+    def read_skips(self) -> None:
+        """Add the updates the fused kernel skipped since the last read to `skipped` (a host sync)."""
+        new = int(self.skips_on_device)
+        self.skips_on_device = 0
+        if new:
+            self.skipped += new
+            tqdm.write(f"steps up to {self.step}: {new} non-finite update(s) skipped ({self.skipped} so far)")
 
     def write_sample(self) -> None:
         """Text from the model now (the caller's `sample` callable), appended to samples.jsonl."""
@@ -266,6 +282,7 @@ class _Trainer:
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
                     self.save()
         bar.close()
+        self.read_skips()
         self.save()
         wall = time.perf_counter() - self.started
         interrupted = stop.requested and not last
@@ -292,6 +309,7 @@ class _Trainer:
             record.update(self.validate())
             if "val_loss" in record:
                 self.last_val = (self.step, record["val_loss"])
+        self.read_skips()
         if self.skipped:
             record["skipped_steps"] = self.skipped
         if spikes := self.spikes.check(record):
