@@ -7,6 +7,8 @@
     scratchllm align pairs --run runs/sft --prompts prompts.jsonl --out pairs.jsonl [--k 4]
                            (--reward runs/rm | --judge-endpoint URL [--judge-model M] | --rules rules.toml)
     scratchllm align constitution --run runs/sft --prompts prompts.jsonl [--constitution C.toml] --out cai/
+    scratchllm align grpo --run runs/sft --data gsm8k_train.jsonl --reward gsm8k --out runs/grpo [--group-size 8]
+    scratchllm align ppo --run runs/sft --reward runs/rm --prompts prompts.jsonl --out runs/ppo
 
 Pairs: {prompt, chosen, rejected} JSONL (prompt as text or messages), HH-RLHF transcripts,
 LLaMA-Factory {conversations, chosen, rejected}, OpenAI/Orca {input, preferred_output, non_preferred_output}.
@@ -17,10 +19,11 @@ from __future__ import annotations
 import argparse
 
 from scratchllm.align.build_cli import register_builders
+from scratchllm.align.rl_cli import register_rl
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("align", help="align a fine-tuned run on preferences (DPO, reward model, building pairs)",
+    p = subparsers.add_parser("align", help="align a fine-tuned run (DPO, reward model, pairs, constitution, GRPO, PPO)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="align_command", metavar="STAGE", required=True)
     d = sub.add_parser("dpo", help="Direct Preference Optimization (sigmoid, conservative, IPO, hinge)",
@@ -48,6 +51,7 @@ def register(subparsers) -> None:
     r.set_defaults(func=cmd_reward)
 
     register_builders(sub)   # pairs, constitution: align/build_cli.py
+    register_rl(sub)         # grpo, ppo: align/rl_cli.py
 
 
 def _common(p) -> None:

@@ -27,15 +27,15 @@ from typing import Literal
 import torch
 
 from scratchllm.align.dpo import check_settings, dpo_loss_fn, pair_logps
+from scratchllm.align.policy import load_policy
 from scratchllm.config import apply_overrides, from_dict
 from scratchllm.data import preference
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
-from scratchllm.model.lora import ADAPTER_CONFIG, LoraConfig, merge_lora
-from scratchllm.tokenizer.bpe import Tokenizer
+from scratchllm.model.lora import ADAPTER_CONFIG, LoraConfig
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train.config import TrainConfig
-from scratchllm.train.finetune import FinetuneConfig, adapt, is_lora_run, write_adapter_config
+from scratchllm.train.finetune import FinetuneConfig, write_adapter_config
 from scratchllm.train.loop import TrainResult, check_out_dir, train
 from scratchllm.utils.device import resolve_device
 from scratchllm.utils.files import read_toml
@@ -96,23 +96,6 @@ def _config(sft, data, out_dir: Path, overrides: list[str], resume: bool) -> Dpo
     return apply_overrides(DpoRunConfig(model=sft_cfg.model, dpo=DpoConfig(sft=str(sft), data=str(data))), overrides)
 
 
-def _policy(cfg: DpoRunConfig):
-    """(tokenizer, the SFT model as the policy starts, the module the loop trains)."""
-    d = cfg.dpo
-    run = ckpt.load_run(d.sft)
-    if not isinstance(run.tokenizer, Tokenizer):
-        raise UserError(f"SFT run '{d.sft}' has no BPE tokenizer.json; DPO needs one to render the pairs")
-    model = run.model
-    if is_lora_run(d.sft):
-        if d.method == "lora":
-            raise UserError(f"'{d.sft}' is a LoRA run; merge it first (scratchllm merge --run {d.sft} --out M) "
-                            "and run DPO with LoRA on the merged run, or use dpo.method=full")
-        model = merge_lora(model)
-    model.train()
-    trainee = adapt(model, FinetuneConfig(method=d.method, base=d.sft, lora=d.lora))
-    return run.tokenizer, model, trainee
-
-
 def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[str] = (), resume: bool = False,
         force: bool = False, quiet: bool = False, verbose: bool = False) -> TrainResult:
     """DPO of SFT run `sft` on preference pairs `data` into run directory `out_dir`.
@@ -125,7 +108,7 @@ def dpo(sft: str | None, data: str | None, out_dir: str | Path, overrides: list[
         cfg.train.validate()
         d, tc = cfg.dpo, cfg.train
         check_settings(d.beta, d.loss, d.label_smoothing)   # before any work
-        tokenizer, model, trainee = _policy(cfg)
+        tokenizer, model, trainee = load_policy(d.sft, d.method, d.lora, "DPO")
         cfg = dataclasses.replace(cfg, model=model.config)
         train_ex, held_ex = preference.encoded_splits(d, tokenizer, cfg.model.block_size, quiet)
         device = resolve_device(tc.device)

@@ -15,6 +15,12 @@ chat template, the one way text reaches the model.
 >>> rm = RewardModel(Transformer(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=2, n_embd=16)))
 >>> rm(torch.tensor([[1, 2, 3, 0], [4, 5, 6, 7]]), lengths=torch.tensor([3, 4])).tolist()   # zero head: all 0
 [0.0, 0.0]
+>>> logits, values = PolicyValueModel(rm.base)(torch.tensor([[1, 2, 3]]))
+>>> logits.shape, values.tolist()
+(torch.Size([1, 3, 64]), [[0.0, 0.0, 0.0]])
+
+`PolicyValueModel(base)` is PPO's actor-critic: the policy's logits and, from the same residual
+stream, a value V(s_t) at every position (a per-token scalar head, also zero at the start).
 """
 
 from __future__ import annotations
@@ -69,3 +75,37 @@ class RewardModel(nn.Module):
         ids = ids[:-1][-self.config.block_size:]
         device = self.head.weight.device
         return self(torch.tensor([ids], device=device)).item()
+
+
+class PolicyValueModel(nn.Module):
+    """PPO's policy and critic in one module: `base`'s logits and a value per position [B, T].
+
+    The value head reads the same final hidden states as the logits (one forward for both);
+    its checkpoints hold both, and `train/checkpoint.py` (kind "policy_value") opens them as the
+    policy alone, since the critic only matters while training.
+    """
+
+    checkpoint_kind = "policy_value"
+
+    def __init__(self, base: Transformer):
+        super().__init__()
+        self.base = base
+        self.config = base.config
+        self.value_head = nn.Linear(base.config.n_embd, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, hidden = self.base(idx, return_hidden=True)
+        return logits, self.value_head(self.base.norm_f(hidden[-1])).squeeze(-1).float()
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.base.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:   # the loop sets it on the module it trains
+        self.base.gradient_checkpointing = value
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        return self.base.flops_per_token(seq_len)

@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -155,6 +156,21 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, ranks: dict[str, int] | None =
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module):
+    """Run `model` as its base inside the block (every adapter's scaling 0): the frozen reference of
+    RL on a LoRA policy, without a second copy of the weights in memory."""
+    layers = list(lora_layers(model).values())
+    saved = [layer.scaling for layer in layers]
+    for layer in layers:
+        layer.scaling = 0.0
+    try:
+        yield model
+    finally:
+        for layer, scaling in zip(layers, saved):
+            layer.scaling = scaling
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:

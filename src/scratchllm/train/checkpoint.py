@@ -43,7 +43,7 @@ from safetensors.torch import load_file, load_model, save_model
 
 from scratchllm.config import dumps_toml
 from scratchllm.errors import UserError
-from scratchllm.model.heads import RewardModel
+from scratchllm.model.heads import PolicyValueModel, RewardModel
 from scratchllm.model.lora import ADAPTER_CONFIG, adapt_from_spec
 from scratchllm.model.quant import load_quantized
 from scratchllm.model.transformer import Transformer
@@ -302,12 +302,18 @@ def load_reward(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
     return load_weights(RewardModel(Transformer(config.model)), ckpt)
 
 
+def load_policy_value(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
+    """A checkpoint of kind "policy_value" (PPO): the policy and its value head; the policy is returned."""
+    return load_weights(PolicyValueModel(Transformer(config.model)), ckpt).base
+
+
 # What a checkpoint holds, by the "kind" its state.json records (absent: "model"), and how to
 # build a module from it: loader(config, checkpoint, run_dir) -> nn.Module on the CPU. Other kinds
 # (a base + adapter, quantized tensors) add an entry here, with their loader in the layer that
 # owns the format (model/lora.py, model/quant.py), so load_run stays the one way to open a run.
 RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {
-    "model": load_plain, "lora": load_lora, "quantized": load_quantized, "reward": load_reward}
+    "model": load_plain, "lora": load_lora, "quantized": load_quantized, "reward": load_reward,
+    "policy_value": load_policy_value}
 
 
 def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:

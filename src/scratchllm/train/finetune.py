@@ -214,11 +214,14 @@ def base_of(run_dir: str | Path) -> Path | None:
 
 def is_chat_run(run_dir: str | Path) -> bool:
     """Whether a run was tuned on conversations: its config.toml has a [finetune] table, or a [dpo]
-    one (DPO starts from an SFT run and keeps its chat template)."""
+    one (DPO starts from an SFT run and keeps its chat template), or RL (align grpo/ppo) rendered
+    its prompts with the chat template (`template = "chat"` in its [grpo] or [ppo] table)."""
     try:
-        return bool({"finetune", "dpo"} & set(read_toml(Path(run_dir) / "config.toml", "config file")))
+        tables = read_toml(Path(run_dir) / "config.toml", "config file")
     except UserError:
         return False
+    return bool({"finetune", "dpo"} & set(tables)) or any(
+        isinstance(tables.get(t), dict) and tables[t].get("template") == "chat" for t in ("grpo", "ppo"))
 
 
 def is_lora_run(run_dir: str | Path) -> bool:
