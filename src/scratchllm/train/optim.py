@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from scratchllm.train.adamw8bit import AdamW8bit
 from scratchllm.train.config import TrainConfig
 
 
@@ -28,7 +29,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device_type: str = "cpu") -> torch.optim.AdamW:
-    """AdamW over `param_groups`, lr set to max_lr (the loop sets each step's lr from the schedule)."""
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
+    """AdamW over `param_groups`, lr set to max_lr (the loop sets each step's lr from the schedule).
+
+    `train.optimizer=adamw8bit`: the same update with 8-bit moments (about a quarter of the state).
+    """
+    if cfg.optimizer == "adamw8bit":
+        return AdamW8bit(param_groups(model, cfg.weight_decay), lr=cfg.max_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.max_lr,
                              betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=device_type == "cuda")
