@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from scratchllm.train.memory import plan_memory
+
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import worker  # noqa: E402
+from tp_worker import CONFIGS  # noqa: E402
 from test_data_parallel import losses, torchrun  # noqa: E402
 
 
@@ -31,6 +34,9 @@ def test_tp2_forward_and_backward_equal_one_device(tmp_path):
         assert d["grads"] < 1e-5, name  # relative to the largest gradient; QK-norm's gains included
         assert d["local_q_rows"] == 16  # 4 heads of 8 over 2 ranks: each holds 2 heads' rows of q
         assert d["sharded_params"] > 0
+        # the memory planner's tp row: exactly the bytes one rank of the really cut model holds
+        planned = {r.layout: r for r in plan_memory(CONFIGS[name.split("/")[0]], batch_size=2, gpus=2)}["tp"]
+        assert planned.params_bytes == d["local_param_bytes"], name
 
 
 @pytest.mark.slow  # a torchrun launch plus a resume: ~45 s

@@ -40,7 +40,9 @@ def differences(cfg, mesh, sequence_parallel):
     sharded = sum(hasattr(p, "full_tensor") for p in cut.parameters())
     return {"logits": (logits_whole - logits_cut).abs().max().item(),
             "grads": (max((a - b).abs().max() for a, b in grads) / max(a.abs().max() for a, _ in grads)).item(),
-            "sharded_params": sharded, "local_q_rows": cut.blocks[0].attn.q.weight.to_local().shape[0]}
+            "sharded_params": sharded, "local_q_rows": cut.blocks[0].attn.q.weight.to_local().shape[0],
+            "local_param_bytes": sum(4 * (p.to_local() if hasattr(p, "to_local") else p).numel()
+                                     for p in cut.parameters())}
 
 
 if __name__ == "__main__":

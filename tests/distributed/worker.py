@@ -2,6 +2,7 @@
 train a tiny model on a fixed, resumable stream of global batches, each rank its share.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 worker.py OUT DP ACCUM STEPS [--resume] [--tp K] [--sp] [--pp M SCHEDULE]
+        [--sharded] [--async]      (DCP checkpoints after every step; --async: written in the background)
 """
 
 import sys
@@ -42,12 +43,16 @@ class GlobalBatches:
         self.calls = state["step"] * self.accum
 
 
-def run(out, dp="none", accum=1, steps=4, resume=False, tp=1, sp=False, pp=1, schedule="1f1b"):
+def run(out, dp="none", accum=1, steps=4, resume=False, tp=1, sp=False, pp=1, schedule="1f1b", sharded=False,
+        async_save=False):
     model_cfg = ModelConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=2, n_embd=16)
-    cfg = RunConfig(model=model_cfg, parallel=ParallelConfig(dp=dp, tp=tp, sequence_parallel=sp, pp=pp, pp_schedule=schedule),
+    cfg = RunConfig(model=model_cfg, parallel=ParallelConfig(dp=dp, tp=tp, sequence_parallel=sp, pp=pp, pp_schedule=schedule,
+                                                      checkpoint="sharded" if sharded else "full",
+                                                      async_checkpoint=async_save),
                     train=TrainConfig(device="cpu", batch_size=GLOBAL_ROWS // accum, grad_accum=accum,
                                       max_steps=steps, warmup_steps=1, schedule="constant", max_lr=1e-2, log_every=1,
-                                      eval_every=0, checkpoint_every=0, progress=False, seed=0))
+                                      eval_every=0, checkpoint_every=1 if sharded else 0, progress=False, seed=0,
+                                      keep_checkpoints=10))
     world = distributed.setup(cfg.parallel, GLOBAL_ROWS, torch.device("cpu"))
     ckpt.seed_everything(0)
     model = Transformer(model_cfg)
@@ -59,5 +64,6 @@ if __name__ == "__main__":
     tp = int(sys.argv[sys.argv.index("--tp") + 1]) if "--tp" in sys.argv else 1
     pp, schedule = (int(sys.argv[sys.argv.index("--pp") + 1]), sys.argv[sys.argv.index("--pp") + 2]) \
         if "--pp" in sys.argv else (1, "1f1b")
-    run(out, dp, accum, steps, resume="--resume" in sys.argv, tp=tp, sp="--sp" in sys.argv, pp=pp, schedule=schedule)
+    run(out, dp, accum, steps, resume="--resume" in sys.argv, tp=tp, sp="--sp" in sys.argv, pp=pp, schedule=schedule,
+        sharded="--sharded" in sys.argv, async_save="--async" in sys.argv)
     distributed.shutdown()

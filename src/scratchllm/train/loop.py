@@ -26,10 +26,8 @@ gradient norm is clipped, the learning rate set from the schedule (times a param
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +43,8 @@ from scratchllm.train import checkpoint as ckpt
 from scratchllm.train import distributed
 from scratchllm.train.optim import make_optimizer
 from scratchllm.train.pipeline import Pipeline
-from scratchllm.train.health import SpikeDetector, steps_to_keep
+from scratchllm.train.health import SpikeDetector
+from scratchllm.train.saver import RunSaver
 from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
 from scratchllm.train.schedule import lr_at
 from scratchllm.train.signals import StopOnSignal
@@ -102,6 +101,7 @@ class _Trainer:
             self.raw.gradient_checkpointing = getattr(self.tc, "checkpoint_blocks_every", 1)
         self.optimizer = optimizer or make_optimizer(self.pipeline.module if self.pipeline else self.raw, self.tc,
                                                      self.device.type)
+        self.saver = RunSaver(out_dir, self.tc, getattr(cfg, "parallel", None), self.world, self.pipeline)
         # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
         # lm_head output instead of materializing fp32 logits.
         self.loss = torch.compile(loss_fn) if self.tc.compile else loss_fn
@@ -120,7 +120,7 @@ class _Trainer:
     def restore(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, RNGs, loader position."""
         found = ckpt.find_checkpoint(self.out_dir)
-        distributed.load_checkpoint(self.raw, self.optimizer, found, self.device, self.pipeline)
+        self.saver.load(found, self.raw, self.optimizer, self.device)
         # Each rank takes its own RNG and loader state when the world size is the one that saved.
         own = self.world.rank if len(found.state.get("ranks", [])) == self.world.size else None
         state = found.state["ranks"][own] if own is not None else found.state
@@ -141,41 +141,14 @@ class _Trainer:
         self.unsynced_tokens = 0
         return self.tokens
 
-    def save(self) -> Path:
+    def save(self, final: bool = True) -> Path:
         self.sync_tokens()
         state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
         if self.last_val and self.last_val[0] == self.step:
             state["val_loss"] = self.last_val[1]  # what keep_best ranks checkpoints by
-        if self.world.size == 1:
-            path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
-            self.prune()
-            return path
-        return self._save_distributed(state)
-
-    def prune(self) -> None:
-        """Apply the retention policy: newest keep_checkpoints, every keep_every-th, the best by val_loss."""
-        steps = ckpt.list_steps(self.out_dir)
-        val = {}
-        if self.tc.keep_best:
-            for s in steps:
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    loss = json.loads((ckpt.step_dir(self.out_dir, s) / "state.json").read_text())["val_loss"]
-                    val[s] = loss if loss is not None else math.inf
-        for s in set(steps) - steps_to_keep(steps, self.tc.keep_checkpoints, self.tc.keep_every, val):
-            shutil.rmtree(ckpt.step_dir(self.out_dir, s), ignore_errors=True)
-
-    def _save_distributed(self, state: dict) -> Path:
-        """Every rank gathers (collectives); rank 0 writes the run's usual consolidated files."""
-        state["ranks"] = distributed.gather_objects({k: v for k, v in state.items() if k in ("rng", "loader")})
-        model, optimizer = distributed.gathered_state(self.raw, self.optimizer, self.pipeline)
-        target = ckpt.step_dir(self.out_dir, self.step)
-        if self.world.is_main:
-            target = ckpt.save_checkpoint(self.out_dir, self.step, model, optimizer, state)
-            self.prune()
-        distributed.barrier()  # no rank reads or resumes a checkpoint rank 0 is still writing
-        return target
+        return self.saver.save(self.step, self.raw, self.optimizer, state, final)
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -278,7 +251,7 @@ class _Trainer:
                 if self.sample and tc.sample_every and (self.step % tc.sample_every == 0 or last):
                     self.write_sample()
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
-                    self.save()
+                    self.save(final=False)
         bar.close()
         self.save()
         wall = time.perf_counter() - self.started

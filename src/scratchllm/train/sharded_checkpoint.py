@@ -41,7 +41,10 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from scratchllm.errors import UserError
+from scratchllm.model.transformer import Transformer
 from scratchllm.train import checkpoint as ckpt
+from scratchllm.train.config import load_run_config
+from scratchllm.train.optim import make_optimizer
 from scratchllm.utils.atomic import atomic_write_text
 
 DCP_DIR, KIND = ckpt.DCP_DIR, ckpt.SHARDED_KIND
@@ -132,3 +135,21 @@ def load(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, found:
         model.load_state_dict(state["model"])
     else:
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+
+
+def consolidate(run_dir, step: int | None = None) -> Path:
+    """Rewrite a sharded step (default: the newest) as the usual model.safetensors + optimizer.pt, in one process.
+
+    The result is an ordinary checkpoint: every command reads it, and it resumes at any layout.
+    """
+    if not Path(run_dir).is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; pass the --out directory of a training run")
+    found = ckpt.find_checkpoint(run_dir, step)
+    if not is_sharded_checkpoint(found):
+        raise UserError(f"checkpoint '{found.path}' is already consolidated (model.safetensors); nothing to do")
+    config = load_run_config(run_dir)
+    model = Transformer(config.model)
+    optimizer = make_optimizer(model, config.train)
+    load(model, optimizer, found)
+    keep = {k: v for k, v in found.state.items() if k not in ("format", "step", "kind", "files")}
+    return ckpt.save_checkpoint(run_dir, found.step, model, optimizer, keep)
