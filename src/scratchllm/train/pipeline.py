@@ -29,13 +29,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
 from scratchllm.errors import UserError
 from scratchllm.train.config import ParallelConfig
 from scratchllm.train.optim import param_groups
+from scratchllm.train.step import token_cross_entropy
 
 
 def stage_blocks(n_layer: int, stages: int) -> list[range]:
@@ -97,11 +97,6 @@ class StageModule(nn.Module):
         return cap * torch.tanh(logits / cap) if cap else logits
 
 
-def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """`next_token_loss` on the last stage's output (the schedule calls it once a micro-batch)."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
-
-
 class Pipeline:
     """This rank's stage of the model and the schedule that runs a step's micro-batches through all stages."""
 
@@ -113,8 +108,8 @@ class Pipeline:
         self.stage = PipelineStage(self.module, self.rank, self.stages, device)
         schedule = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[pc.pp_schedule]
         # scale_grads: each micro-batch's gradient divided by their number, as accumulate_gradients does
-        self.schedule = schedule(self.stage, n_microbatches=grad_accum, loss_fn=_mean_cross_entropy, scale_grads=True)
-        self.eval_schedule = ScheduleGPipe(self.stage, n_microbatches=1, loss_fn=_mean_cross_entropy)
+        self.schedule = schedule(self.stage, n_microbatches=grad_accum, loss_fn=token_cross_entropy, scale_grads=True)
+        self.eval_schedule = ScheduleGPipe(self.stage, n_microbatches=1, loss_fn=token_cross_entropy)
         self.tied = model.lm_head.weight if model.config.tie_embeddings else None
         # first and last stage both hold a tied matrix; their group sums its gradient
         self.tied_group = dist.new_group([0, self.stages - 1]) if self.tied is not None else None

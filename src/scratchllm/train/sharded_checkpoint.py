@@ -67,13 +67,17 @@ def _state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> d
     return {"model": model_state, "optim": optim_state}
 
 
-_ASYNC_GROUP: list = []  # one gloo group for background writes, made once (a collective)
+_ASYNC_GROUPS: dict = {}  # a gloo group for background writes per process group, made once (a collective)
 
 
 def _async_group():
-    if not _ASYNC_GROUP:
-        _ASYNC_GROUP.append(dist.new_group(backend="gloo") if dist.is_initialized() else None)
-    return _ASYNC_GROUP[0]
+    """The group async saves talk over, so the writer thread never shares a group with training's collectives."""
+    if not dist.is_initialized():
+        return None
+    world = dist.group.WORLD
+    if world not in _ASYNC_GROUPS:
+        _ASYNC_GROUPS[world] = dist.new_group(backend="gloo")
+    return _ASYNC_GROUPS[world]
 
 
 class SaveInFlight:
@@ -114,9 +118,12 @@ class SaveInFlight:
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
+            old = target.with_name(f".{target.name}.old")  # a step saved again (a resume): replace it whole
             if target.exists():
-                shutil.rmtree(target)
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
             os.replace(self.tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
         _barrier()  # no rank resumes from a directory rank 0 has not renamed yet
         return target
 
