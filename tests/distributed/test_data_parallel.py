@@ -15,11 +15,11 @@ sys.path.insert(0, str(HERE))
 import worker  # noqa: E402
 
 
-def torchrun(*args, nproc=2):
+def torchrun(*args, nproc=2, script="worker.py"):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           str(HERE / "worker.py"), *map(str, args)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+           str(HERE / script), *map(str, args)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

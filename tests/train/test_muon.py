@@ -151,6 +151,6 @@ def test_muon_refuses_bad_settings_and_sharded_models(monkeypatch):
         TrainConfig(optimizer="muon", muon_momentum=1.0).validate()
     with pytest.raises(UserError, match="no hidden matrices"):
         make_optimizer(torch.nn.Linear(3, 3), TrainConfig(optimizer="muon"))
-    monkeypatch.setattr(optim, "is_sharded", lambda model: True)
+    monkeypatch.setattr(optim, "_holds_pieces", lambda model: True)
     with pytest.raises(UserError, match="fsdp"):
         make_optimizer(Transformer(_style()), TrainConfig(optimizer="muon"))

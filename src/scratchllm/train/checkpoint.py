@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed.checkpoint as dcp
 from safetensors.torch import load_file, load_model, save_model
 
 from scratchllm.config import dumps_toml
@@ -52,6 +53,8 @@ from scratchllm.train.config import RunConfig, load_run_config
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text, named_os_errors
 
 FORMAT_VERSION = 1
+# A sharded checkpoint (train/sharded_checkpoint.py) keeps DCP's per-rank files under dcp/ and this kind.
+DCP_DIR, SHARDED_KIND = "dcp", "sharded"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # What commands that write a run directory put there (utils/outdir.py's `owned` patterns): a
 # directory holding only these is a run (or a failed start of one), anything else is not ours.
@@ -307,13 +310,24 @@ def load_policy_value(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Modul
     return load_weights(PolicyValueModel(Transformer(config.model)), ckpt).base
 
 
+def load_sharded(config, ckpt: Checkpoint, run_dir: Path) -> torch.nn.Module:
+    """A checkpoint of kind "sharded": DCP's per-rank files, read whole into one `Transformer(config.model)`."""
+    model = Transformer(config.model)
+    state = {"model": model.state_dict()}
+    # DCP reads each tensor's pieces from whichever rank's file holds them into the whole tensor given
+    dcp.load(state, checkpoint_id=str(ckpt.path / DCP_DIR))
+    model.load_state_dict(state["model"])
+    return model
+
+
 # What a checkpoint holds, by the "kind" its state.json records (absent: "model"), and how to
 # build a module from it: loader(config, checkpoint, run_dir) -> nn.Module on the CPU. Other kinds
 # (a base + adapter, quantized tensors) add an entry here, with their loader in the layer that
 # owns the format (model/lora.py, model/quant.py), so load_run stays the one way to open a run.
 RUN_KINDS: dict[str, Callable[[Any, Checkpoint, Path], torch.nn.Module]] = {
     "model": load_plain, "lora": load_lora, "quantized": load_quantized, "reward": load_reward,
-    "policy_value": load_policy_value}
+    "policy_value": load_policy_value,
+    SHARDED_KIND: load_sharded}
 
 
 def load_run(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> Run:

@@ -1,11 +1,13 @@
 """`scratchllm train`: pretrain a model from a preset, on raw text or a token directory;
-`scratchllm memory`: what training it takes per GPU, for each parallel layout.
+`scratchllm memory`: what training it takes per GPU, for each parallel layout;
+`scratchllm consolidate`: a sharded (DCP) checkpoint rewritten as the usual safetensors files.
 
     scratchllm train --preset tiny-cpu --out runs/tiny                       # built-in corpus
     scratchllm train --preset small --data books.jsonl.xz --out runs/books train.max_steps=2000
     scratchllm train --out runs/books --resume                               # continue exactly
     torchrun --nproc-per-node 8 -m scratchllm train --preset gpt2-124m parallel.dp=fsdp
     scratchllm memory --preset gpt2-124m --gpus 8 --gpu-mem 80 train.batch_size=64
+    scratchllm consolidate --run runs/big                                    # after parallel.checkpoint=sharded
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=500")
     p.set_defaults(func=cmd_train)
     _register_memory(subparsers)
+    p = subparsers.add_parser("consolidate", help="rewrite a sharded (DCP) checkpoint as model.safetensors + optimizer.pt",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory trained with parallel.checkpoint=sharded")
+    p.add_argument("--step", type=int, default=None, help="which checkpoint (default: the newest)")
+    p.set_defaults(func=cmd_consolidate)
 
 
 def _register_memory(subparsers) -> None:
@@ -107,10 +114,22 @@ def cmd_memory(args) -> int:
     if cfg.train.batch_size % args.gpus:
         raise UserError(f"train.batch_size={cfg.train.batch_size} does not divide over {args.gpus} GPUs; "
                         f"pass a multiple of {args.gpus} (the global batch is split evenly)")
-    plan = plan_memory(cfg.model, cfg.train.batch_size, args.gpus, dtype_bytes=4 if args.fp32 else 2)
+    pc = cfg.parallel  # parallel.tp / parallel.pp pick the degrees planned (default: all --gpus, where they fit)
+    plan = plan_memory(cfg.model, cfg.train.batch_size, args.gpus, dtype_bytes=4 if args.fp32 else 2,
+                       tp=pc.tp if pc.tp > 1 else 0, pp=pc.pp if pc.pp > 1 else 0, grad_accum=cfg.train.grad_accum,
+                       pp_schedule=pc.pp_schedule, sequence_parallel=pc.sequence_parallel,
+                       optimizer=cfg.train.optimizer)
     m = cfg.model
     print(f"{args.preset}: {m.n_layer} layers, n_embd {m.n_embd}, vocab {m.vocab_size}, context {m.block_size}; "
           f"micro-batch {cfg.train.batch_size} rows over {args.gpus} GPU(s); GiB per rank")
     print(format_plan(plan, args.gpu_mem))
-    print("params/grads/optimizer are exact (fp32 AdamW); activations are estimates; allow ~10% for the CUDA context")
+    print(f"params/grads/optimizer are exact ({cfg.train.optimizer}); activations are estimates; "
+          "allow ~10% for the CUDA context")
+    return 0
+
+
+def cmd_consolidate(args) -> int:
+    from scratchllm.train.sharded_checkpoint import consolidate
+
+    print(f"wrote {consolidate(args.run, args.step)} (model.safetensors + optimizer.pt)")
     return 0

@@ -49,7 +49,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
-    optimizer: Literal["adamw", "muon"] = "adamw"  # muon: Muon for the blocks' matrices, AdamW for the rest (train/optim.py)
+    # muon: Muon for the blocks' matrices, AdamW for the rest (train/muon.py); adamw8bit: block-wise
+    # 8-bit moments (train/adamw8bit.py)
+    optimizer: Literal["adamw", "muon", "adamw8bit"] = "adamw"
     muon_lr: float = 0.02         # Muon's peak lr (its group follows the schedule scaled by muon_lr / max_lr)
     muon_momentum: float = 0.95   # Muon's Nesterov momentum
     grad_clip: float = 1.0        # max global grad norm; 0 = off
@@ -109,6 +111,21 @@ class ParallelConfig:
     dp: Literal["none", "ddp", "fsdp"] = "none"  # data parallel: replicate (ddp) or shard (fsdp) the model
     reshard_after_forward: bool = True  # fsdp: free gathered block weights after forward (less memory, more comms)
     cpu_offload: bool = False           # fsdp: keep sharded parameters, grads, optimizer state in CPU memory
+    tp: int = 1                         # tensor parallel: each block's heads and MLP split over tp ranks
+    sequence_parallel: bool = False     # tp: norms and residual adds on 1/tp of the positions each
+    pp: int = 1                         # pipeline parallel: the blocks split into pp stages, one per rank
+    pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"  # pp: the order of micro-batches' forwards and backwards
+    checkpoint: Literal["full", "sharded"] = "full"  # full: gathered to rank 0's usual files; sharded: DCP, a file a rank
+    async_checkpoint: bool = False      # sharded: write in the background while training goes on
+
+    def validate(self) -> None:
+        for name in ("tp", "pp"):
+            if getattr(self, name) < 1:
+                raise UserError(f"parallel.{name} must be at least 1 (1 = off), got {getattr(self, name)}")
+        if self.async_checkpoint and self.checkpoint != "sharded":
+            raise UserError("parallel.async_checkpoint=true needs parallel.checkpoint=sharded; pass both")
+        if self.tp > 1 and self.pp > 1:
+            raise UserError("parallel.tp and parallel.pp do not combine here; pick one of them (and dp=fsdp with tp)")
 
 
 @dataclass

@@ -26,10 +26,8 @@ gradient norm is clipped, the learning rate set from the schedule (times a param
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +42,9 @@ from scratchllm.model.flops import mfu
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train import distributed
 from scratchllm.train.optim import make_optimizer
-from scratchllm.train.health import SpikeDetector, steps_to_keep
+from scratchllm.train.pipeline import Pipeline
+from scratchllm.train.health import SpikeDetector
+from scratchllm.train.saver import RunSaver
 from scratchllm.train.run_info import collect_run_info, set_status, write_run_info
 from scratchllm.train.schedule import lr_at
 from scratchllm.train.signals import StopOnSignal
@@ -79,17 +79,29 @@ class _Trainer:
         # The module the step runs through: under torchrun a DDP wrapper or the FSDP2-sharded
         # model itself; checkpoints always read `self.raw`, whose parameter names carry no prefix.
         self.model = self.raw
-        self.world = distributed.World()
-        self.no_sync = None
+        self.world = distributed.World(getattr(cfg, "parallel", None))  # finetune's and DPO's configs have none
+        self.no_sync = self.pipeline = None
         if self.world.size > 1:
-            if optimizer is not None and cfg.parallel.dp == "fsdp":
-                raise UserError("parallel.dp=fsdp builds its optimizer over the sharded parameters; "
-                                "use parallel.dp=ddp with a custom optimizer")
-            self.model, self.no_sync = distributed.wrap(self.raw, cfg.parallel, self.device), distributed.no_sync
-            ckpt.seed_everything(self.tc.seed + self.world.rank)  # after the (identical) init: dropout differs per rank
+            pc = cfg.parallel
+            if optimizer is not None and (pc.dp == "fsdp" or pc.tp > 1 or pc.pp > 1):
+                raise UserError("parallel.dp=fsdp, parallel.tp and parallel.pp build their optimizer over this rank's "
+                                "parameters; use parallel.dp=ddp with a custom optimizer")
+            distributed.check_layout(pc, self.raw.config, self.tc.grad_accum, self.tc.optimizer)
+            if pc.pp > 1:
+                if loss_fn is not next_token_loss or self.tc.sample_every:
+                    raise UserError("parallel.pp trains with the next-token loss and without samples; "
+                                    "use parallel.dp for other losses, or set train.sample_every=0")
+                self.pipeline = Pipeline(self.raw, pc, self.tc.grad_accum, self.device)
+                self.model = self.pipeline.module  # the optimizer steps this stage's parameters only
+            else:
+                self.model, self.no_sync = distributed.wrap(self.raw, pc, self.device), distributed.no_sync
+            # after the (identical) init: dropout differs per data rank (a tp replica shares its masks)
+            ckpt.seed_everything(self.tc.seed + self.world.data_rank)
         if self.tc.gradient_checkpointing:
             self.raw.gradient_checkpointing = getattr(self.tc, "checkpoint_blocks_every", 1)
-        self.optimizer = optimizer or make_optimizer(self.raw, self.tc, self.device.type)
+        self.optimizer = optimizer or make_optimizer(self.pipeline.module if self.pipeline else self.raw, self.tc,
+                                                     self.device.type)
+        self.saver = RunSaver(out_dir, self.tc, getattr(cfg, "parallel", None), self.world, self.pipeline)
         # Compile the loss *with* the model in one graph: the cross-entropy then fuses with the
         # lm_head output instead of materializing fp32 logits.
         self.loss = torch.compile(loss_fn) if self.tc.compile else loss_fn
@@ -109,11 +121,7 @@ class _Trainer:
     def restore(self) -> None:
         """Continue from the newest checkpoint: weights, optimizer, RNGs, loader position."""
         found = ckpt.find_checkpoint(self.out_dir)
-        if distributed.is_sharded(self.raw):
-            distributed.load_full_checkpoint(self.raw, self.optimizer, found)
-        else:
-            ckpt.load_weights(self.raw, found, self.device)
-            ckpt.load_optimizer(self.optimizer, found, self.device)
+        self.saver.load(found, self.raw, self.optimizer, self.device)
         # Each rank takes its own RNG and loader state when the world size is the one that saved.
         own = self.world.rank if len(found.state.get("ranks", [])) == self.world.size else None
         state = found.state["ranks"][own] if own is not None else found.state
@@ -128,48 +136,20 @@ class _Trainer:
 
     def sync_tokens(self) -> int:
         """Fold the device-side token count into `self.tokens` (one host sync)."""
-        self.tokens += int(distributed.all_sum(self.unsynced_tokens) if self.world.size > 1 else self.unsynced_tokens)
+        if self.world.size > 1:  # the tp ranks of a replica count the same rows
+            self.unsynced_tokens = distributed.all_sum(self.unsynced_tokens) / self.world.replicas
+        self.tokens += int(self.unsynced_tokens)
         self.unsynced_tokens = 0
         return self.tokens
 
-    def save(self) -> Path:
+    def save(self, final: bool = True) -> Path:
         self.sync_tokens()
         state = {"tokens": self.tokens, "rng": ckpt.rng_state(), "train_seconds": self.seconds()}
         if hasattr(self.batches, "state_dict"):
             state["loader"] = self.batches.state_dict()
         if self.last_val and self.last_val[0] == self.step:
             state["val_loss"] = self.last_val[1]  # what keep_best ranks checkpoints by
-        if self.world.size == 1:
-            path = ckpt.save_checkpoint(self.out_dir, self.step, self.raw, self.optimizer, state)
-            self.prune()
-            return path
-        return self._save_distributed(state)
-
-    def prune(self) -> None:
-        """Apply the retention policy: newest keep_checkpoints, every keep_every-th, the best by val_loss."""
-        steps = ckpt.list_steps(self.out_dir)
-        val = {}
-        if self.tc.keep_best:
-            for s in steps:
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    loss = json.loads((ckpt.step_dir(self.out_dir, s) / "state.json").read_text())["val_loss"]
-                    val[s] = loss if loss is not None else math.inf
-        for s in set(steps) - steps_to_keep(steps, self.tc.keep_checkpoints, self.tc.keep_every, val):
-            shutil.rmtree(ckpt.step_dir(self.out_dir, s), ignore_errors=True)
-
-    def _save_distributed(self, state: dict) -> Path:
-        """Every rank gathers (collectives); rank 0 writes the run's usual consolidated files."""
-        state["ranks"] = distributed.gather_objects({k: v for k, v in state.items() if k in ("rng", "loader")})
-        model, optimizer = self.raw, self.optimizer
-        if distributed.is_sharded(self.raw):
-            model = distributed.StateDictModule(distributed.full_model_state(self.raw))
-            optimizer = distributed.StateDictOptimizer(distributed.full_optimizer_state(self.raw, self.optimizer))
-        target = ckpt.step_dir(self.out_dir, self.step)
-        if self.world.is_main:
-            target = ckpt.save_checkpoint(self.out_dir, self.step, model, optimizer, state)
-            self.prune()
-        distributed.barrier()  # no rank reads or resumes a checkpoint rank 0 is still writing
-        return target
+        return self.saver.save(self.step, self.raw, self.optimizer, state, final)
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -185,11 +165,15 @@ class _Trainer:
             group["lr"] = self.lr * group.get("lr_mult", 1.0)
         micro = [to_device(next(self.batches), self.device) for _ in range(self.tc.grad_accum)]
         metrics: dict[str, Any] = {}
-        loss = accumulate_gradients(self.model, micro, self.loss, self.device, self.tc.dtype, report=metrics,
-                                    no_sync=self.no_sync)
-        n_tokens = metrics.pop("tokens")
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else math.inf
-        grad_norm = distributed.full_tensor(torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip))
+        if self.pipeline:  # the micro-batches flow through the stages; the rest of the step is the same
+            loss, n_tokens = self.pipeline.step(micro)
+            grad_norm = self.pipeline.clip_grad_norm_(clip)
+        else:
+            loss = accumulate_gradients(self.model, micro, self.loss, self.device, self.tc.dtype, report=metrics,
+                                        no_sync=self.no_sync)
+            n_tokens = metrics.pop("tokens")
+            grad_norm = distributed.clip_grad_norm_(self.raw.parameters(), clip)
         if self.tc.nonfinite == "skip" and self.optimizer.defaults.get("fused") and not distributed.is_sharded(self.raw):
             # No host sync: the fused AdamW kernel drops the update itself where found_inf is 1 (as it
             # does for GradScaler); the count is read back with the next metrics line.
@@ -247,7 +231,10 @@ class _Trainer:
     def validate(self) -> dict[str, float]:
         if not self.val_batches:
             return {}
-        scores = evaluate(self.model, self.val_batches, self.loss, self.device, self.tc.dtype)
+        if self.pipeline:
+            scores = self.pipeline.evaluate(self.val_batches, self.device)
+        else:
+            scores = evaluate(self.model, self.val_batches, self.loss, self.device, self.tc.dtype)
         out = {f"val_{name}": value for name, value in scores.items()}
         if self.tokens_per_byte:
             out["val_bpb"] = out["val_loss"] / math.log(2) * self.tokens_per_byte
@@ -280,7 +267,7 @@ class _Trainer:
                 if self.sample and tc.sample_every and (self.step % tc.sample_every == 0 or last):
                     self.write_sample()
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0 and not last:
-                    self.save()
+                    self.save(final=False)
         bar.close()
         self.read_skips()
         self.save()
@@ -300,7 +287,7 @@ class _Trainer:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - interval.t0
         if self.world.size > 1:
-            interval.reduce_over_ranks(self.world.size)
+            interval.reduce_over_ranks(self.world)
         tokens = int(interval.tokens)
         record = {"step": self.step, "tokens": self.sync_tokens(), "loss": interval.mean_loss(),
                   "lr": self.lr, "grad_norm": float(grad_norm), **interval.mean_metrics(),
@@ -340,11 +327,11 @@ class _Interval:
         for name, value in metrics.items():
             self.metrics[name] = self.metrics.get(name, 0.0) + value
 
-    def reduce_over_ranks(self, world_size: int) -> None:
-        """Sums over all ranks: the logged loss and metrics are the global batch's, tokens all ranks'."""
-        self.loss = distributed.all_sum(self.loss) / world_size
-        self.tokens = distributed.all_sum(self.tokens)
-        self.metrics = {k: distributed.all_sum(v) / world_size for k, v in self.metrics.items()}
+    def reduce_over_ranks(self, world: distributed.World) -> None:
+        """Sums over all ranks: the logged loss and metrics are the global batch's, tokens all data ranks'."""
+        self.loss = distributed.all_sum(self.loss) / world.size
+        self.tokens = distributed.all_sum(self.tokens) / world.replicas
+        self.metrics = {k: distributed.all_sum(v) / world.size for k, v in self.metrics.items()}
 
     def mean_loss(self) -> float:
         return float(self.loss) / max(self.steps, 1)

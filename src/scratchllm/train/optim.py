@@ -27,10 +27,11 @@ modded-nanogpt. Embeddings, the head and every vector stay on AdamW at `train.ma
 from __future__ import annotations
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from scratchllm.errors import UserError
+from scratchllm.train.adamw8bit import AdamW8bit
 from scratchllm.train.config import TrainConfig
-from scratchllm.train.distributed import is_sharded
 from scratchllm.train.muon import Muon
 
 
@@ -56,17 +57,24 @@ def hidden_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
-    """AdamW over `param_groups` (or Muon + AdamW), lr set to max_lr (the loop sets each step's lr from the schedule)."""
+    """AdamW over `param_groups` (or Muon + AdamW, or 8-bit AdamW), lr set to max_lr (the loop sets each step's lr from the schedule)."""
     if cfg.optimizer == "muon":
         return _make_muon(model, cfg)
+    if cfg.optimizer == "adamw8bit":   # the same update with 8-bit moments (about a quarter of the state)
+        return AdamW8bit(param_groups(model, cfg.weight_decay), lr=cfg.max_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.max_lr,
                              betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=device_type == "cuda")
 
 
+def _holds_pieces(model: torch.nn.Module) -> bool:
+    """Whether parameters are DTensors (FSDP2 or tp): each rank then holds only a piece of a matrix."""
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
 def _make_muon(model: torch.nn.Module, cfg: TrainConfig) -> Muon:
-    if is_sharded(model):
+    if _holds_pieces(model):
         raise UserError("train.optimizer=muon needs each whole matrix on every rank, which parallel.dp=fsdp "
-                        "shards; use parallel.dp=ddp (or train.optimizer=adamw with fsdp)")
+                        "and parallel.tp shard; use parallel.dp=ddp (or train.optimizer=adamw with fsdp)")
     hidden = hidden_matrices(model)
     if not hidden:
         raise UserError("train.optimizer=muon found no hidden matrices (2-D weights inside the model's blocks) "

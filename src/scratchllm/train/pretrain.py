@@ -120,6 +120,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress
     samples of `train.sample_every` (the CLI passes the inference engine's). A failed start removes what it wrote, unless a
     checkpoint exists (then the run can be resumed).
     """
+    distributed.check_layout(cfg.parallel, cfg.model, cfg.train.grad_accum, cfg.train.optimizer)  # one sentence, before any collective
     world = distributed.setup(cfg.parallel, cfg.train.batch_size, resolve_device(cfg.train.device))
     out_dir = check_output_dir(out_dir, ckpt.RUN_ENTRIES, force=force)
     resume = resolve_resume(cfg, out_dir, resume, quiet)
@@ -155,8 +156,9 @@ def _pretrain(cfg: RunConfig, out_dir: Path, resume: bool, progress: bool, quiet
     ckpt.seed_everything(tc.seed)
     model = Transformer(cfg.model)
     # train.batch_size is the global batch: each rank draws its share, from its own random stream.
-    loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size // world.size, seed=tc.seed,
-                         rank=world.rank, world_size=world.size)
+    # The tp ranks of one replica draw the same rows (data_rank): they compute one model together.
+    loader = TokenLoader(token_dir, "train", cfg.model.block_size, tc.batch_size // world.data_size, seed=tc.seed,
+                         rank=world.data_rank, world_size=world.data_size)
     val = window_batches(val_windows(token_dir, cfg.model.block_size, tc.eval_batches * tc.batch_size), tc.batch_size)
     if not quiet:
         print(f"model: {model.num_params() / 1e6:.2f}M parameters; data: {meta['splits']['train']['tokens']:,} train "

@@ -29,7 +29,11 @@ import torch.nn.functional as F
 def next_token_loss(model: torch.nn.Module, batch) -> torch.Tensor:
     """Mean cross-entropy of predicting `targets` from `inputs` (nats per token); -100 = ignored."""
     inputs, targets = batch
-    logits = model(inputs)
+    return token_cross_entropy(model(inputs), targets)
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits [..., V] against targets [...]; -100 = ignored (also the pipeline's loss)."""
     # subtle: the softmax in fp32 even under bf16 autocast; low-precision log-sum-exp loses the loss's tail.
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
 
