@@ -63,6 +63,10 @@ class Handle:
         self.id, self.request, self.on_event = request_id, request, on_event
         self.tokens: list[int] = []
         self.finish_reason: str | None = None
+        self.stop_id: int | None = None      # the stop id it ended on, if it did
+        # (token, log-prob, best) of the event being delivered, when the request asks for log-probs:
+        # set on the scheduler's thread just before `on_event` runs there, so the callback may read it.
+        self.last_logprob: tuple | None = None
         self.cancelled = False
         self.done = threading.Event()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -174,6 +178,9 @@ class Scheduler:
             return
         if event.finish_reason is not None:
             del self._running[event.slot]
+            handle.stop_id = event.stop_id      # set before the end is delivered: a consumer may read it at once
+        token = event.token if event.token is not None else event.stop_id
+        handle.last_logprob = None if event.logprob is None else (token, *event.logprob)
         handle._deliver(event.token, event.finish_reason)
 
     def start(self) -> "Scheduler":
