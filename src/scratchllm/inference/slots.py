@@ -272,6 +272,15 @@ class SlotBatch:
             events += self._accept(slot, [token])
         return events
 
+    def accept_verified(self, slot: int, tokens: list[int], fed: int) -> list[Event]:
+        """The tokens a speculative round kept for `slot` (`slot_speculation.py`): its row keeps the `fed`
+        positions the round verified (the last token and the kept drafts); the last token is fed next."""
+        seq = self.seqs[slot]
+        seq.in_cache += fed
+        self.cache.lengths[slot] = seq.in_cache          # rolls back the keys of the rejected drafts
+        self.step.tokens[slot, 0] = tokens[-1]
+        return self._accept(slot, tokens)
+
     def _score(self, logits: torch.Tensor, tokens: torch.Tensor, slots: list[int]) -> None:
         """For the slots among `slots` whose request asks for log-probs: the just sampled token's log-prob
         under the model's own distribution (not the sampling filters'), and the best alternatives."""

@@ -58,11 +58,14 @@ class ServedModel:
     """One model behind the API: `stream(ids, ...)` yields Pieces; `prompt_logprobs(ids)` scores a sequence."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, name: str, n_slots: int = 8, max_queue: int = 64,
-                 chat: bool = False, timeout_s: float = 300.0):
+                 chat: bool = False, timeout_s: float = 300.0, draft: torch.nn.Module | None = None,
+                 draft_k: int = 4):
         self.model, self.tokenizer, self.name, self.chat = model, tokenizer, name, chat
         self.n_slots, self.timeout_s = n_slots, timeout_s
         self.context = model.config.block_size
-        self.scheduler = Scheduler(model, n_slots=n_slots, max_queue=max_queue, vocab_size=tokenizer.vocab_size)
+        # A draft model makes a request that decodes alone speculative (the scheduler's batch of one).
+        self.scheduler = Scheduler(model, n_slots=n_slots, max_queue=max_queue, vocab_size=tokenizer.vocab_size,
+                                   draft=draft, draft_k=draft_k)
         self.ready = False
         self.created = int(time.time())
         eot = tokenizer.special_tokens.get(ENDOFTEXT)
