@@ -225,6 +225,9 @@ CASES = [
     (["serve", "--run", "{corrupt}"], "corrupt"),
     (["serve", "--run", "{run}", "--port", "70000"], "not a TCP port"),
     (["serve", "--run", "{run}", "--max-batch", "0"], "must be positive"),
+    (["serve", "--run", "{run}", "--draft-k", "0"], "must be at least 1"),
+    (["serve", "--run", "{run}", "--draft-run", "missing"], "does not exist"),
+    (["serve", "--run", "{run}", "--draft-run", "{notok}"], "another tokenizer"),
     # runs
     (["runs", "list", "missing"], "no runs in"),
     (["runs", "show", "missing"], "not a run directory"),

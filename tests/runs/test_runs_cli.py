@@ -29,9 +29,10 @@ def runs_dir(token_dir, tmp_path_factory):
 def test_list_show_compare(runs_dir, capsys, tmp_path):
     assert main(["runs", "list", str(runs_dir)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["name", "params", "step"]
+    assert table[0].split()[:4] == ["name", "preset", "params", "step"]
     assert sorted(line.split()[0] for line in table[2:]) == ["big-lr", "small-lr"]
-    assert all(line.split()[-1] == "done" and line.split()[2] == "8" for line in table[2:])
+    # tiny-cpu with model overrides: no shipped preset's model, so "custom"
+    assert all(line.split()[-1] == "done" and line.split()[1:4:2] == ["custom", "8"] for line in table[2:])
     assert main(["runs", "show", str(runs_dir / "big-lr")]) == 0
     assert "seed         1337" in capsys.readouterr().out
     assert main(["runs", "compare", str(runs_dir / "small-lr"), str(runs_dir / "big-lr"),

@@ -62,8 +62,8 @@ def test_run_info_records_code_data_and_device(tracked_run, token_dir):
 
 
 def test_unknown_backend_is_one_sentence(token_dir, tmp_path):
-    with pytest.raises(UserError, match="unknown tracking backend 'wandb'"):
-        run_tiny(token_dir, tmp_path / "run", "track.backends=jsonl,wandb")
+    with pytest.raises(UserError, match="unknown tracking backend 'wandbb'"):
+        run_tiny(token_dir, tmp_path / "run", "track.backends=jsonl,wandbb")
 
 
 def test_missing_backend_package_names_it(token_dir, tmp_path, monkeypatch):

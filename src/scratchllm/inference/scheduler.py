@@ -47,6 +47,7 @@ from typing import Callable, Iterator
 import torch
 
 from scratchllm.errors import UserError
+from scratchllm.inference.slot_speculation import SlotSpeculator, check_draft
 from scratchllm.inference.slots import Event, Request, SlotBatch, check_prompt
 
 _END = object()   # what a handle's queue holds after the last token
@@ -63,6 +64,10 @@ class Handle:
         self.id, self.request, self.on_event = request_id, request, on_event
         self.tokens: list[int] = []
         self.finish_reason: str | None = None
+        self.stop_id: int | None = None      # the stop id it ended on, if it did
+        # (token, log-prob, best) of the event being delivered, when the request asks for log-probs:
+        # set on the scheduler's thread just before `on_event` runs there, so the callback may read it.
+        self.last_logprob: tuple | None = None
         self.cancelled = False
         self.done = threading.Event()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -88,16 +93,22 @@ class Scheduler:
     """Admits, prefills (chunked), decodes and retires requests over `n_slots` slots of one KV cache.
 
     `max_len` is each slot's capacity (default block_size); `max_queue` bounds the waiting
-    requests; `prefill_budget` bounds the prompt tokens prefilled per step.
+    requests; `prefill_budget` bounds the prompt tokens prefilled per step. With a `draft` model
+    (same vocabulary), a request decoding alone is decoded speculatively, `draft_k` drafts a round
+    (`slot_speculation.py`); `speculative_stats()` counts the drafts proposed and kept.
     """
 
     def __init__(self, model: torch.nn.Module, n_slots: int = 8, max_len: int | None = None,
                  vocab_size: int | None = None, max_queue: int = 64, prefill_budget: int = 512,
-                 sliding_window: bool = False, cuda_graph: bool = False, compile: bool = False):
+                 sliding_window: bool = False, cuda_graph: bool = False, compile: bool = False,
+                 draft: torch.nn.Module | None = None, draft_k: int = 4):
         if prefill_budget < 1 or max_queue < 0 or n_slots < 1:
             raise UserError("n_slots and prefill_budget must be at least 1 and max_queue at least 0")
+        if draft is not None:
+            check_draft(model, draft)
         with torch.inference_mode():
             self.slots = SlotBatch(model, n_slots, max_len, vocab_size, sliding_window, cuda_graph, compile)
+            self.speculator = None if draft is None else SlotSpeculator(draft, n_slots, self.slots.max_len, draft_k)
         self.max_queue, self.prefill_budget = max_queue, prefill_budget
         self._waiting: deque[Handle] = deque()
         self._running: dict[int, Handle] = {}           # slot → handle
@@ -126,6 +137,10 @@ class Scheduler:
             handle.cancelled = True
             self._wake.notify()
 
+    def speculative_stats(self):
+        """Rounds, drafts proposed and drafts kept so far (`SpeculativeStats`), or None without a draft."""
+        return None if self.speculator is None else self.speculator.stats
+
     def pending(self) -> int:
         """Requests waiting or running."""
         with self._lock:
@@ -137,7 +152,12 @@ class Scheduler:
         self._retire_cancelled()
         self._admit()
         events = self._prefill()
-        events += self.slots.decode()
+        with self._lock:
+            waiting = len(self._waiting)
+        if self.speculator is not None and self.speculator.applies(self.slots, waiting):
+            events += self.speculator.round(self.slots)
+        else:
+            events += self.slots.decode()
         for event in events:
             self._deliver(event)
         return self.pending() > 0
@@ -174,6 +194,9 @@ class Scheduler:
             return
         if event.finish_reason is not None:
             del self._running[event.slot]
+            handle.stop_id = event.stop_id      # set before the end is delivered: a consumer may read it at once
+        token = event.token if event.token is not None else event.stop_id
+        handle.last_logprob = None if event.logprob is None else (token, *event.logprob)
         handle._deliver(event.token, event.finish_reason)
 
     def start(self) -> "Scheduler":

@@ -49,6 +49,7 @@ class Request:
     max_new_tokens: int = 100
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop_ids: tuple[int, ...] = ()
+    logprobs: int | None = None          # report each new token's log-prob and this many best (None: off)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Sequence:
     in_cache: int = 0
     decoding: bool = False
     finish_reason: str | None = None     # "stop" | "length" | "context" | "cancelled"
+    scored: tuple | None = None          # (log-prob, [(id, log-prob)] best) of the token just sampled
 
     @property
     def prefilling(self) -> bool:
@@ -79,6 +81,8 @@ class Event:
     slot: int
     token: int | None
     finish_reason: str | None = None
+    stop_id: int | None = None          # the stop id that ended it (not part of the output; logprobs report it)
+    logprob: tuple | None = None        # with Request.logprobs: (log-prob, [(id, log-prob)] best) of the token
 
 
 def check_prompt(n_tokens: int, max_len: int) -> None:
@@ -200,6 +204,7 @@ class SlotBatch:
         last = logits[torch.tensor(done, device=device), torch.tensor([chunks[i] - 1 for i in done], device=device)]
         slots = [first + i for i in done]
         tokens = self.sampler.sample(last, slots)
+        self._score(last, tokens, slots)
         index = torch.tensor(slots, device=device)
         self.step.tokens[index, 0] = tokens
         for slot in slots:
@@ -261,27 +266,57 @@ class SlotBatch:
         elif len(rows) == len(self.seqs):                  # every slot decodes: no gather, no scatter
             tokens = self.sampler.sample(logits, rows)
             self.step.tokens[:, 0] = tokens
+            self._score(logits, tokens, rows)
         else:
             index = torch.tensor(rows, device=logits.device)
             tokens = self.sampler.sample(logits[index], rows)
             self.step.tokens[index, 0] = tokens
+            self._score(logits[index], tokens, rows)
         for slot in rows:
             self.seqs[slot].in_cache += 1
         for slot, token in zip(rows, tokens.tolist()):     # the one host sync per step
             events += self._accept(slot, [token])
         return events
 
+    def accept_verified(self, slot: int, tokens: list[int], fed: int) -> list[Event]:
+        """The tokens a speculative round kept for `slot` (`slot_speculation.py`): its row keeps the `fed`
+        positions the round verified (the last token and the kept drafts); the last token is fed next."""
+        seq = self.seqs[slot]
+        seq.in_cache += fed
+        self.cache.lengths[slot] = seq.in_cache          # rolls back the keys of the rejected drafts
+        self.step.tokens[slot, 0] = tokens[-1]
+        return self._accept(slot, tokens)
+
+    def _score(self, logits: torch.Tensor, tokens: torch.Tensor, slots: list[int]) -> None:
+        """For the slots among `slots` whose request asks for log-probs: the just sampled token's log-prob
+        under the model's own distribution (not the sampling filters'), and the best alternatives."""
+        want = [i for i, slot in enumerate(slots) if self.seqs[slot].request.logprobs is not None]
+        if not want:
+            return
+        index = torch.tensor(want, device=logits.device)
+        # Normalised over the model's whole output, as a plain forward scores it (`eval/scoring.py`); the
+        # best alternatives come from the tokenizer's ids only (rows past it are padding, never text).
+        logp = logits[index].float().log_softmax(dim=-1)
+        chosen = logp.gather(1, tokens[index][:, None])[:, 0].tolist()
+        logp = logp[:, : self.sampler.vocab_size]
+        for row, i in enumerate(want):
+            seq = self.seqs[slots[i]]
+            best = logp[row].topk(seq.request.logprobs) if seq.request.logprobs else None
+            seq.scored = (chosen[row], list(zip(best.indices.tolist(), best.values.tolist())) if best else [])
+
     def _accept(self, slot: int, tokens: list[int]) -> list[Event]:
         """Record the slot's new tokens in order, stopping at the first finish; release finished slots."""
         seq, events = self.seqs[slot], []
+        scored, seq.scored = seq.scored, None          # belongs to the first token (one is sampled at a time)
         for token in tokens:
             reason = self._finish_reason(seq, token)
             if reason == "stop":
-                events.append(Event(slot, None, reason))
+                events.append(Event(slot, None, reason, stop_id=token, logprob=scored))
                 break
             seq.ids.append(token)
             seq.generated.append(token)
-            events.append(Event(slot, token, reason))
+            events.append(Event(slot, token, reason, logprob=scored))
+            scored = None
             if reason is not None:
                 break
         if events and events[-1].finish_reason is not None:

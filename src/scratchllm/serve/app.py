@@ -173,7 +173,8 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
 
     app = FastAPI(title="scratchllm", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.served = served
-    app.state.metrics = metrics = ServeMetrics(served.scheduler.pending, served.n_slots)
+    app.state.metrics = metrics = ServeMetrics(served.scheduler.pending, served.n_slots,
+                                               served.scheduler.speculative_stats)
     _add_error_handlers(app)
     app.include_router(openai_router)
     # The playground reads the served model directly (forward passes for attention and the lens),
@@ -214,9 +215,26 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
     return app
 
 
+def _same_tokenizer(a, b) -> bool:
+    return (a.vocab_size == b.vocab_size and a.special_tokens == b.special_tokens
+            and all(a.decode_bytes([i]) == b.decode_bytes([i]) for i in range(a.vocab_size)))
+
+
+def _load_draft(draft_run: str | Path, run, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """The draft model of `draft_run`; UserError unless it speaks the served run's tokenizer."""
+    draft = load_run(draft_run, device=device)
+    if draft.tokenizer is None or not _same_tokenizer(draft.tokenizer, run.tokenizer) or \
+            draft.model.config.vocab_size != run.model.config.vocab_size:
+        raise UserError(f"the draft run '{draft_run}' has another tokenizer or vocabulary than the served run, so "
+                        "its tokens mean other things; use a draft trained with the served run's tokenizer.json")
+    return draft.model.to(dtype).eval()
+
+
 def load_served(run_dir: str | Path, device: str = "cpu", dtype: str = "auto", n_slots: int = 8,
-                max_queue: int = 64, timeout_s: float = 300.0, chat: bool | None = None) -> ServedModel:
-    """The run of `run_dir` ready to serve; `chat` defaults to whether it was fine-tuned on conversations."""
+                max_queue: int = 64, timeout_s: float = 300.0, chat: bool | None = None,
+                draft_run: str | Path | None = None, draft_k: int = 4) -> ServedModel:
+    """The run of `run_dir` ready to serve; `chat` defaults to whether it was fine-tuned on conversations.
+    `draft_run` (same tokenizer, smaller) decodes a request that runs alone speculatively, `draft_k` a round."""
     run = load_run(run_dir, device=device)
     if run.tokenizer is None:
         raise UserError(f"run '{run_dir}' has no tokenizer.json, so text cannot be encoded; copy the tokenizer "
@@ -224,14 +242,16 @@ def load_served(run_dir: str | Path, device: str = "cpu", dtype: str = "auto", n
     if dtype == "auto":
         dtype = "bfloat16" if torch.device(device).type == "cuda" else "float32"
     run.model.to(getattr(torch, dtype)).eval()
+    draft = None if draft_run is None else _load_draft(draft_run, run, device, getattr(torch, dtype))
     return ServedModel(run.model, run.tokenizer, name=Path(run_dir).resolve().name, n_slots=n_slots,
-                       max_queue=max_queue, chat=is_chat_run(run_dir) if chat is None else chat, timeout_s=timeout_s)
+                       max_queue=max_queue, chat=is_chat_run(run_dir) if chat is None else chat, timeout_s=timeout_s,
+                       draft=draft, draft_k=draft_k)
 
 
 def create_app(run_dir: str | Path, *, device: str = "cpu", dtype: str = "auto", max_batch: int = 8,
                max_queue: int = 64, timeout_s: float = 300.0, api_key: str | None = None,
                max_body_bytes: int = 1 << 20, cors_origins: list[str] = (), chat: bool | None = None,
-               extra_routers: dict = None) -> FastAPI:
+               extra_routers: dict = None, draft_run: str | Path | None = None, draft_k: int = 4) -> FastAPI:
     """A FastAPI app serving the run in `run_dir` (for embedding and tests; `scratchllm serve` runs one)."""
-    served = load_served(run_dir, device, dtype, max_batch, max_queue, timeout_s, chat)
+    served = load_served(run_dir, device, dtype, max_batch, max_queue, timeout_s, chat, draft_run, draft_k)
     return build_app(served, api_key, max_body_bytes, cors_origins, extra_routers)

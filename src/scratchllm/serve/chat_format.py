@@ -44,13 +44,19 @@ def _entry(tok, token: int, logprob: float | None) -> dict:
     return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
 
 
+def logprob_content(tok, scored: list[tuple]) -> list[dict]:
+    """OpenAI's chat `logprobs.content` entries for (token, log-prob, [(id, log-prob)] best) triples."""
+    content = []
+    for token, logprob, best in scored:
+        entry = _entry(tok, token, logprob)
+        entry["top_logprobs"] = [_entry(tok, i, v) for i, v in best]
+        content.append(entry)
+    return content
+
+
 def chat_logprobs(served, prompt: list[int], tokens: list[int], top: int) -> dict:
     """OpenAI's chat `logprobs`: {"content": [{token, logprob, bytes, top_logprobs}, ...]} over the reply."""
     full = (prompt + tokens)[: served.context]
     values, best = served.token_logprobs(full, top)
-    tok, content = served.tokenizer, []
-    for pos in range(len(prompt), len(full)):
-        entry = _entry(tok, full[pos], values[pos])
-        entry["top_logprobs"] = [_entry(tok, i, v) for i, v in best[pos]] if top else []
-        content.append(entry)
-    return {"content": content}
+    scored = [(full[pos], values[pos], best[pos] if top else []) for pos in range(len(prompt), len(full))]
+    return {"content": logprob_content(served.tokenizer, scored)}

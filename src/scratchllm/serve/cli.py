@@ -3,6 +3,7 @@
     scratchllm serve --run runs/sft                         # http://127.0.0.1:8000
     scratchllm serve --run runs/sft --host 0.0.0.0 --port 8080 --api-key "$(openssl rand -hex 16)"
     SCRATCHLLM_API_KEY=secret scratchllm serve --run runs/base --max-batch 32 --max-queue 256
+    scratchllm serve --run runs/big --draft-run runs/small --draft-k 4    # speculative for a lone request
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights' dtype (default auto: bfloat16 on CUDA, float32 elsewhere)")
+    p.add_argument("--draft-run", default=None, metavar="D",
+                   help="a smaller run with the same tokenizer: a request decoding alone is decoded speculatively")
+    p.add_argument("--draft-k", type=int, default=4, help="draft tokens proposed per round (default 4)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -42,9 +46,11 @@ def cmd_serve(args) -> int:
         raise UserError(f"--port {args.port} is not a TCP port; give one in 1..65535")
     if args.max_batch < 1 or args.max_queue < 0 or args.timeout <= 0 or args.max_body_bytes < 1:
         raise UserError("--max-batch, --timeout and --max-body-bytes must be positive and --max-queue at least 0")
+    if args.draft_k < 1:
+        raise UserError(f"--draft-k {args.draft_k} must be at least 1 (draft tokens per round)")
     api_key = args.api_key or os.environ.get("SCRATCHLLM_API_KEY") or None
     served = load_served(args.run, str(resolve_device(args.device)), args.dtype, args.max_batch, args.max_queue,
-                         args.timeout)
+                         args.timeout, draft_run=args.draft_run, draft_k=args.draft_k)
     app = build_app(served, api_key=api_key, max_body_bytes=args.max_body_bytes, cors_origins=args.cors_origin)
     url = f"http://{args.host}:{args.port}"
     auth = ' -H "Authorization: Bearer $SCRATCHLLM_API_KEY"' if api_key else ""

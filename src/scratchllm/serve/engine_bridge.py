@@ -48,17 +48,24 @@ class Piece:
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None       # OpenAI's: "stop" | "length"; None while going on
     first_token_s: float | None = None     # seconds from submit to the first token
+    stop_id: int | None = None             # the stop id it ended on (not in `tokens`)
+    # With logprobs asked: (token, log-prob, [(id, log-prob)] best) of each token this piece brought,
+    # the stop id's too, as the decode step computed them.
+    logprobs: list[tuple] = field(default_factory=list)
 
 
 class ServedModel:
     """One model behind the API: `stream(ids, ...)` yields Pieces; `prompt_logprobs(ids)` scores a sequence."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, name: str, n_slots: int = 8, max_queue: int = 64,
-                 chat: bool = False, timeout_s: float = 300.0):
+                 chat: bool = False, timeout_s: float = 300.0, draft: torch.nn.Module | None = None,
+                 draft_k: int = 4):
         self.model, self.tokenizer, self.name, self.chat = model, tokenizer, name, chat
         self.n_slots, self.timeout_s = n_slots, timeout_s
         self.context = model.config.block_size
-        self.scheduler = Scheduler(model, n_slots=n_slots, max_queue=max_queue, vocab_size=tokenizer.vocab_size)
+        # A draft model makes a request that decodes alone speculative (the scheduler's batch of one).
+        self.scheduler = Scheduler(model, n_slots=n_slots, max_queue=max_queue, vocab_size=tokenizer.vocab_size,
+                                   draft=draft, draft_k=draft_k)
         self.ready = False
         self.created = int(time.time())
         eot = tokenizer.special_tokens.get(ENDOFTEXT)
@@ -83,13 +90,15 @@ class ServedModel:
         self.ready = True
 
     def submit(self, ids: list[int], max_new_tokens: int, sampling: SamplingParams,
-               stops: list[str] = (), stop_ids: tuple[int, ...] | None = None) -> "PieceStream":
+               stops: list[str] = (), stop_ids: tuple[int, ...] | None = None,
+               logprobs: int | None = None) -> "PieceStream":
         """Queue the continuation of `ids`; iterate the result (`async for`) for its Pieces.
+        `logprobs` (a count of best alternatives) makes each Piece carry its tokens' log-probs.
 
         Raises QueueFull (→ 429) or UserError (→ 400) here, before a response has begun.
         """
         return PieceStream(self, Request(list(ids), max_new_tokens, sampling,
-                                         self.stop_ids if stop_ids is None else stop_ids), stops)
+                                         self.stop_ids if stop_ids is None else stop_ids, logprobs), stops)
 
     @torch.inference_mode()
     def token_logprobs(self, ids: list[int], top: int = 0) -> tuple[list[float | None], list[list[tuple[int, float]]]]:
@@ -121,7 +130,7 @@ class PieceStream:
         self.decoder = TextDecoder(served.tokenizer, stops)
 
     def _on_event(self, handle, token, reason) -> None:     # on the scheduler's thread
-        self.loop.call_soon_threadsafe(self.events.put_nowait, (token, reason))
+        self.loop.call_soon_threadsafe(self.events.put_nowait, (token, reason, handle.last_logprob))
 
     def cancel(self) -> None:
         if not self.handle.done.is_set():
@@ -133,7 +142,8 @@ class PieceStream:
         try:
             while True:
                 try:
-                    token, reason = await asyncio.wait_for(self.events.get(), max(deadline - time.perf_counter(), 0))
+                    token, reason, scored = await asyncio.wait_for(self.events.get(),
+                                                                   max(deadline - time.perf_counter(), 0))
                 except asyncio.TimeoutError:
                     # A request past its time ends as if its budget ran out: what came so far is kept.
                     yield Piece(decoder.finish(), tokens, "length", first)
@@ -143,13 +153,15 @@ class PieceStream:
                     first = first if first is not None else time.perf_counter() - self.started
                     tokens.append(token)
                     text = decoder.feed(token)
+                scores = [scored] if scored is not None else []
                 if decoder.stopped:
-                    yield Piece(text, tokens, "stop", first)
+                    yield Piece(text, tokens, "stop", first, logprobs=scores)
                     return
                 if reason is not None:
                     # "context" (the slot is full) is OpenAI's "length": the output was cut, not ended.
-                    yield Piece(text + decoder.finish(), tokens, "stop" if reason == "stop" else "length", first)
+                    yield Piece(text + decoder.finish(), tokens, "stop" if reason == "stop" else "length", first,
+                                self.handle.stop_id, scores)
                     return
-                yield Piece(text, tokens, None, first)
+                yield Piece(text, tokens, None, first, logprobs=scores)
         finally:
             self.cancel()        # a client gone, a stop string, a timeout: the slot is free at the next step

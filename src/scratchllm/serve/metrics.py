@@ -1,4 +1,5 @@
-"""The server's Prometheus metrics: requests by status, tokens in and out, queue depth, batch occupancy, TTFT, latency.
+"""The server's Prometheus metrics: requests by status, tokens in and out, queue depth, batch occupancy, TTFT, latency,
+and with a draft model the speculative acceptance rate.
 
 Each app has its own `CollectorRegistry`, so two apps in one process (tests, embedding) do not
 share counters. Queue depth and occupancy are read from the scheduler when /metrics is
@@ -23,7 +24,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 class ServeMetrics:
     """The counters and histograms one app updates; `pending()` is the scheduler's waiting + running count."""
 
-    def __init__(self, pending: Callable[[], int], n_slots: int):
+    def __init__(self, pending: Callable[[], int], n_slots: int, speculative: Callable | None = None):
         self.registry = r = CollectorRegistry()
         self.requests = Counter("scratchllm_requests", "HTTP requests by route and status", ["route", "status"],
                                 registry=r)
@@ -39,6 +40,13 @@ class ServeMetrics:
             lambda: max(pending() - n_slots, 0))
         Gauge("scratchllm_batch_occupancy", "fraction of the decode batch's slots in use", registry=r).set_function(
             lambda: min(pending(), n_slots) / n_slots)
+        if speculative is not None and speculative() is not None:     # served with a draft model
+            Gauge("scratchllm_speculative_acceptance_rate", "drafts kept / drafts proposed", registry=r
+                  ).set_function(lambda: speculative().acceptance_rate)
+            Gauge("scratchllm_speculative_proposed", "draft tokens proposed", registry=r
+                  ).set_function(lambda: speculative().proposed)
+            Gauge("scratchllm_speculative_accepted", "draft tokens kept", registry=r
+                  ).set_function(lambda: speculative().accepted)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

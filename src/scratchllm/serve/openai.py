@@ -24,9 +24,10 @@ from fastapi.responses import StreamingResponse
 
 from scratchllm.errors import UserError
 from scratchllm.inference.text import encode_prompt
-from scratchllm.serve.chat_format import chat_logprobs, chat_prompt, chat_stop_ids
+from scratchllm.serve.chat_format import chat_logprobs, chat_prompt, chat_stop_ids, logprob_content
 from scratchllm.serve.engine_bridge import Piece, PieceStream, SamplingParams, ServedModel
 from scratchllm.serve.schemas import ChatRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
+from scratchllm.tokenizer.special import ENDOFTEXT
 
 router = APIRouter()
 
@@ -63,12 +64,12 @@ def _prompt_ids(served: ServedModel, prompt) -> list[list[int]]:
     return out
 
 
-def _submit_all(served: ServedModel, jobs: list[tuple]) -> list[PieceStream]:
+def _submit_all(served: ServedModel, jobs: list[tuple], logprobs: int | None = None) -> list[PieceStream]:
     """Submit every (ids, max_tokens, sampling, stops, stop_ids); if one is refused, cancel those already in."""
     streams: list[PieceStream] = []
     try:
         for ids, max_tokens, sampling, stops, stop_ids in jobs:
-            streams.append(served.submit(ids, max_tokens, sampling, stops, stop_ids))
+            streams.append(served.submit(ids, max_tokens, sampling, stops, stop_ids, logprobs))
     except Exception:
         for s in streams:
             s.cancel()
@@ -90,7 +91,7 @@ async def _collect(stream: PieceStream, request: Request) -> Piece:
             last = piece
     finally:
         watcher.cancel()
-    return Piece("".join(text), last.tokens, last.finish_reason or "length", last.first_token_s)
+    return Piece("".join(text), last.tokens, last.finish_reason or "length", last.first_token_s, last.stop_id)
 
 
 async def _merged(streams: list[PieceStream]) -> AsyncIterator[tuple[int, Piece]]:
@@ -145,7 +146,12 @@ async def list_models(request: Request) -> dict:
 
 
 def _completion_logprobs(served: ServedModel, prompt: list[int], tokens: list[int], top: int, echo: bool) -> dict:
-    """OpenAI's completions `logprobs` object over the returned tokens (the prompt's too with echo)."""
+    """OpenAI's completions `logprobs` object over the returned tokens (the prompt's too with echo).
+
+    `tokens` ends with the stop id when one ended the completion: its text is not in the reply,
+    but its log-prob is (as OpenAI and vLLM report it), so that with `max_tokens` 1 the entries
+    are always prompt + 1, the count lm-evaluation-harness cuts its last entry from.
+    """
     full = prompt + tokens
     scored = full[: served.context]         # a forward sees at most the context; the rest stays unscored
     values, best = served.token_logprobs(scored, top)
@@ -165,8 +171,6 @@ def _completion_logprobs(served: ServedModel, prompt: list[int], tokens: list[in
 @router.post("/v1/completions")
 async def completions(body: CompletionRequest, request: Request):
     served = _served(request)
-    if body.stream and body.logprobs is not None:
-        raise UserError("'logprobs' is answered only without streaming; set stream to false to get log-probs")
     prompts = _prompt_ids(served, body.prompt)
     jobs = [(ids, body.max_tokens, _sampling(body, j), body.stops(), None) for ids in prompts for j in range(body.n)]
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
@@ -175,7 +179,8 @@ async def completions(body: CompletionRequest, request: Request):
     if body.max_tokens == 0:        # nothing to generate: the prompt alone (scored, with echo + logprobs)
         pieces = [Piece("", [], "length") for _ in jobs]
     else:
-        streams = _submit_all(served, jobs)
+        # A stream's log-probs come with its tokens from the decode step; a whole reply's from one forward.
+        streams = _submit_all(served, jobs, body.logprobs if body.stream else None)
         if body.stream:
             return _sse(_completion_chunks(request, streams, shell, prompts, body))
         pieces = list(await asyncio.gather(*(_collect(s, request) for s in streams)))
@@ -185,22 +190,43 @@ async def completions(body: CompletionRequest, request: Request):
         text = (served.tokenizer.decode(ids) if body.echo else "") + piece.text
         logprobs = None
         if body.logprobs is not None:
-            logprobs = await asyncio.to_thread(_completion_logprobs, served, ids, piece.tokens, body.logprobs,
-                                               body.echo)
+            scored = piece.tokens + ([piece.stop_id] if piece.stop_id is not None else [])
+            logprobs = await asyncio.to_thread(_completion_logprobs, served, ids, scored, body.logprobs, body.echo)
         choices.append({"index": i, "text": text, "logprobs": logprobs, "finish_reason": piece.finish_reason})
     return {**shell, "choices": choices, "usage": _usage(prompt_tokens, sum(len(p.tokens) for p in pieces))}
 
 
+def _chunk_logprobs(tok, scored: list[tuple], at: int, top: int) -> tuple[dict, int]:
+    """A stream chunk's completions `logprobs` for its (token, log-prob, best) triples, whose text starts at
+    offset `at` of the choice's text; and the offset after them."""
+    strings = [tok.decode([t]) for t, _, _ in scored]
+    offsets = []
+    for piece in strings:
+        offsets.append(at)
+        at += len(piece)
+    tops = [{tok.decode([i]): v for i, v in best} for _, _, best in scored] if top else None
+    return {"tokens": strings, "token_logprobs": [v for _, v, _ in scored], "top_logprobs": tops,
+            "text_offset": offsets}, at
+
+
 async def _completion_chunks(request: Request, streams, shell: dict, prompts, body) -> AsyncIterator[dict]:
     served, finals = _served(request), {}
-    if body.echo:
-        for i, stream in enumerate(streams):
+    offsets = [0] * len(streams)          # where each choice's next token's text starts
+    for i, stream in enumerate(streams):
+        if body.echo:
             ids = stream.handle.request.prompt
-            yield {**shell, "choices": [{"index": i, "text": served.tokenizer.decode(ids), "logprobs": None,
+            logprobs = None
+            if body.logprobs is not None:
+                logprobs = await asyncio.to_thread(_completion_logprobs, served, ids, [], body.logprobs, True)
+                offsets[i] = sum(len(t) for t in logprobs["tokens"])
+            yield {**shell, "choices": [{"index": i, "text": served.tokenizer.decode(ids), "logprobs": logprobs,
                                          "finish_reason": None}]}
     async for i, piece in _merged(streams):
-        if piece.text or piece.finish_reason:
-            yield {**shell, "choices": [{"index": i, "text": piece.text, "logprobs": None,
+        if piece.text or piece.finish_reason or piece.logprobs:
+            logprobs = None
+            if body.logprobs is not None:
+                logprobs, offsets[i] = _chunk_logprobs(served.tokenizer, piece.logprobs, offsets[i], body.logprobs)
+            yield {**shell, "choices": [{"index": i, "text": piece.text, "logprobs": logprobs,
                                          "finish_reason": piece.finish_reason}]}
         if piece.finish_reason:
             finals[i] = piece
@@ -210,15 +236,15 @@ async def _completion_chunks(request: Request, streams, shell: dict, prompts, bo
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request):
     served = _served(request)
-    if body.stream and body.logprobs:
-        raise UserError("'logprobs' is answered only without streaming; set stream to false to get log-probs")
     ids = chat_prompt(served, [{"role": m.role, "content": m.text()} for m in body.messages])
     budget = min(body.budget(served.context), served.context)
     jobs = [(ids, budget, _sampling(body, j), body.stops(), chat_stop_ids(served)) for j in range(body.n)]
-    streams = _submit_all(served, jobs)
+    top = (body.top_logprobs or 0) if body.logprobs else None
+    streams = _submit_all(served, jobs, top if body.stream else None)
     shell = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served.name}
     if body.stream:
-        return _sse(_chat_chunks(request, streams, {**shell, "object": "chat.completion.chunk"}, len(ids)))
+        return _sse(_chat_chunks(request, streams, {**shell, "object": "chat.completion.chunk"}, len(ids),
+                                 top is not None))
     pieces = list(await asyncio.gather(*(_collect(s, request) for s in streams)))
     _record(request, pieces, len(ids))
     choices = []
@@ -232,20 +258,38 @@ async def chat_completions(body: ChatRequest, request: Request):
             "usage": _usage(len(ids), sum(len(p.tokens) for p in pieces))}
 
 
-async def _chat_chunks(request: Request, streams, shell: dict, prompt_tokens: int) -> AsyncIterator[dict]:
-    finals = {}
+async def _chat_chunks(request: Request, streams, shell: dict, prompt_tokens: int,
+                       logprobs: bool) -> AsyncIterator[dict]:
+    finals, tok = {}, _served(request).tokenizer
     for i in range(len(streams)):
         yield {**shell, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                      "logprobs": None, "finish_reason": None}]}
     async for i, piece in _merged(streams):
-        if piece.text:
-            yield {**shell, "choices": [{"index": i, "delta": {"content": piece.text}, "logprobs": None,
+        # The reply's tokens only: the stop id that ends it is not part of the message.
+        scored = piece.logprobs[:-1] if piece.stop_id is not None else piece.logprobs
+        if piece.text or scored:
+            entries = {"content": logprob_content(tok, scored)} if logprobs else None
+            yield {**shell, "choices": [{"index": i, "delta": {"content": piece.text}, "logprobs": entries,
                                          "finish_reason": None}]}
         if piece.finish_reason:
             finals[i] = piece
             yield {**shell, "choices": [{"index": i, "delta": {}, "logprobs": None,
                                          "finish_reason": piece.finish_reason}]}
     _record(request, list(finals.values()), prompt_tokens * len(streams))
+
+
+@router.get("/tokenizer_info")
+async def tokenizer_info(request: Request) -> dict:
+    """What a client needs to tokenize as the server does (vLLM's route; lm-eval's `tokenizer_backend=remote`).
+
+    No bos_token: documents are conditioned on end-of-text, so an empty context starts from it,
+    as `scratchllm eval` does it.
+    """
+    served = _served(request)
+    tok = served.tokenizer
+    return {"tokenizer_class": type(tok).__name__, "eos_token": ENDOFTEXT if ENDOFTEXT in tok.special_tokens else None,
+            "bos_token": None, "pad_token": None, "chat_template": None, "model_max_length": served.context,
+            "vocab_size": tok.vocab_size}
 
 
 @router.post("/tokenize")

@@ -29,7 +29,8 @@ class _Body(BaseModel):
     model: str | None = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="extension: sample among the k most likely tokens; 0 = off")
+    # Bounded so it fits the scheduler's int64 row tensor (a larger k is "off" for any vocabulary anyway).
+    top_k: int = Field(0, ge=0, le=2**31 - 1, description="extension: sample among the k most likely tokens; 0 = off")
     n: int = Field(1, ge=1, le=16)
     stop: Stop = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)

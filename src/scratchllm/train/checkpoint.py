@@ -59,7 +59,8 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 # What commands that write a run directory put there (utils/outdir.py's `owned` patterns): a
 # directory holding only these is a run (or a failed start of one), anything else is not ours.
 RUN_ENTRIES = ("config.toml", "metrics.jsonl", "tokenizer.json", "tokens", "checkpoints", "samples.txt",
-               "report.md", "*.png", "run_info.json", "samples.jsonl", "tb", "mlflow.db", "mlflow_run_id", "mlruns")
+               "report.md", "*.png", "run_info.json", "samples.jsonl", "tb", "mlflow.db", "mlflow_run_id", "mlruns",
+               "wandb", "wandb_run_id")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

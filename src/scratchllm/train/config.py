@@ -130,7 +130,7 @@ class ParallelConfig:
 
 @dataclass
 class TrackConfig:
-    backends: str = "jsonl"       # comma list of jsonl, tensorboard, mlflow (jsonl is always written)
+    backends: str = "jsonl"       # comma list of jsonl, tensorboard, mlflow, wandb (jsonl is always written)
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 `track.backends` (the `[track]` table) names them: `jsonl` (always on: `tracking.MetricsLog`,
 the file every other tool of this project reads), `tensorboard` (event files under `OUT/tb/`,
-written by `torch.utils.tensorboard`) and `mlflow` (a local file store `OUT/mlruns/`, no server;
-mlflow-skinny has no SQL store). A backend is an object with `log(record)` (one metrics.jsonl line), `text(tag, step,
+written by `torch.utils.tensorboard`), `mlflow` (a local file store `OUT/mlruns/`, no server;
+mlflow-skinny has no SQL store) and `wandb` (Weights & Biases, offline unless WANDB_MODE says
+otherwise: `OUT/wandb/offline-run-*/`, no account, no network; `wandb sync` uploads it later). A backend is an object with `log(record)` (one metrics.jsonl line), `text(tag, step,
 text)` (a sample) and `close()`; it is told the run's metadata (`run_info.json`: config, git,
 versions, device, data hash, seed) once at the start. This module knows nothing of the loop.
 A backend whose package is missing is one `UserError` naming the package (optional extras).
@@ -15,7 +16,7 @@ A backend whose package is missing is one `UserError` naming the package (option
 >>> open_trackers("jsonl,tensorbored", out, {})
 Traceback (most recent call last):
 ...
-scratchllm.errors.UserError: unknown tracking backend 'tensorbored' in track.backends; choose from jsonl, tensorboard, mlflow
+scratchllm.errors.UserError: unknown tracking backend 'tensorbored' in track.backends; choose from jsonl, tensorboard, mlflow, wandb
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from scratchllm.errors import UserError
 
-BACKENDS = ("jsonl", "tensorboard", "mlflow")
+BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
 
 
 def _numbers(record: dict[str, Any]) -> dict[str, float]:
@@ -100,6 +103,42 @@ class MlflowTracker:
         self.client.set_terminated(self.run_id)
 
 
+class WandbTracker:
+    """One Weights & Biases run under `OUT/wandb/`, offline by default; a resume continues the same run id.
+
+    Its config is the run's `config.toml` (the hyperparameters W&B compares runs by) plus the
+    metadata under `run_info`; the curves are the metrics.jsonl records, at their steps.
+    """
+
+    def __init__(self, out_dir: Path, info: dict[str, Any]):
+        try:  # optional dependency: wandb
+            import wandb
+        except ImportError as e:
+            raise _missing("wandb", "wandb") from e
+        config_file = out_dir / "config.toml"
+        config = tomllib.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        id_file = out_dir / "wandb_run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)   # W&B's 8-char ids
+        # Offline unless the user asked for more: no account and no network needed, and the files stay in
+        # the run directory. No console capture, system-stats thread or code copy: the run has its own.
+        settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, save_code=False)
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "scratchllm"), name=out_dir.name, id=run_id,
+                              resume="allow", dir=str(out_dir), mode=os.environ.get("WANDB_MODE") or "offline",
+                              config={**config, "run_info": info}, settings=settings)
+        id_file.write_text(run_id)
+        self.wandb = wandb
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.run.log(_numbers(record), step=record["step"])
+
+    def text(self, tag: str, step: int, text: str) -> None:
+        # A one-cell table per sample: W&B shows text in tables, and history keeps one per step.
+        self.run.log({tag: self.wandb.Table(columns=["step", "text"], data=[[step, text]])}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
 def _flat(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested metadata as dotted keys (MLflow params are flat)."""
     out: dict[str, Any] = {}
@@ -111,7 +150,7 @@ def _flat(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_CLASSES = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker}
+_CLASSES = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker, "wandb": WandbTracker}
 
 
 def open_trackers(backends: str, out_dir: str | Path, info: dict[str, Any]) -> list:
