@@ -47,7 +47,10 @@ TESTS = {
     "model/": ["tests/model"],
     "model/layers.py": ["tests/model/test_layers.py", "tests/model/test_transformer.py"],
     "model/config.py": ["tests/model/test_config.py", "tests/model/test_transformer.py"],
-    "model/attention.py": ["tests/model/test_attention.py", "tests/model/test_transformer.py"],
+    "model/attention.py": ["tests/model/test_attention.py", "tests/model/test_forward_seams.py",
+                           "tests/model/test_transformer.py"],
+    "model/kv_cache.py": ["tests/model/test_kv_cache.py", "tests/model/test_forward_seams.py",
+                          "tests/model/test_transformer.py"],
     "model/flops.py": ["tests/model/test_flops.py", "tests/model/test_transformer.py"],
     "model/position.py": ["tests/model/test_position.py"],
     "train/loop.py": ["tests/train/test_train_loop.py", "tests/train/test_train_optim.py", "tests/train/test_loop_seams.py"],
@@ -60,6 +63,9 @@ TESTS = {
     "tokenizer/bpe.py": ["tests/tokenizer/test_parity.py", "tests/tokenizer/test_train.py",
                          "tests/tokenizer/test_special_cli.py"],
     "inference/": ["tests/inference"],
+    "eval/metrics.py": ["tests/eval/test_metrics_scoring.py"],
+    "eval/scoring.py": ["tests/eval/test_metrics_scoring.py"],
+    "align/dpo.py": ["tests/align/test_dpo_loss.py", "tests/align/test_preference_data.py"],
 }
 # Tests that cannot run under mutmut's trampolines (torch.compile(fullgraph=True) refuses to trace
 # the environment lookup each mutated function does first); they are checked by the normal suite.
