@@ -133,3 +133,16 @@ def test_nf4_linear_keeps_shape_bias_and_dequantized_weight():
     assert no_bias.bias is None and torch.equal(no_bias(x), x @ no_bias.weight.t())
     names = block_linears(tiny_model(llama_config()))
     assert names and all(n.startswith("blocks.") for n in names) and "lm_head" not in names
+
+
+def test_nf4_linear_backward_in_bf16_uses_the_bf16_weight():
+    torch.manual_seed(3)
+    layer = NF4Linear(torch.nn.Linear(64, 16, bias=False))
+    x = torch.randn(4, 64, dtype=torch.bfloat16, requires_grad=True)
+    y = layer(x)
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    w = layer.dequantize(torch.bfloat16)
+    want = (2 * (x.detach() @ w.t()).float()).to(torch.bfloat16) @ w
+    assert x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(x.grad.float(), want.float(), rtol=2e-2, atol=2e-2)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scratchllm.model.attention import reference_attention, sdpa_attention
+from scratchllm.model.attention import causal_mask, reference_attention, sdpa_attention
 from scratchllm.model.transformer import Transformer
 
 HEADS = {"mha": 4, "gqa": 2, "mqa": 1}
@@ -90,3 +90,14 @@ def test_attention_dropout_acts_on_the_weights_in_training_only(llama_config):
         train_out, _ = attn.train()(x, need_weights=need_weights)
         assert not torch.allclose(train_out, eval_out, atol=1e-4), need_weights
     assert torch.allclose(attn.eval()(x, need_weights=True)[0], eval_out, atol=1e-5)
+
+
+def test_defaults_are_plain_causal_and_the_device_is_kept():
+    q, k, v = (torch.randn(1, 4, 6, 8) for _ in range(3))
+    out, weights = reference_attention(q, k, v)                       # start defaults to 0: plain causal
+    assert torch.equal(weights.triu(1), torch.zeros_like(weights)) and (weights.diagonal(dim1=-2, dim2=-1) > 0).all()
+    torch.testing.assert_close(out, reference_attention(q, k, v, 0)[0])
+    torch.testing.assert_close(sdpa_attention(q, k, v), out, atol=1e-5, rtol=1e-5)
+    assert causal_mask(3, 5, 2, device="meta").device.type == "meta"
+    q, k = torch.randn(1, 4, 3, 8, device="meta"), torch.randn(1, 2, 5, 8, device="meta")
+    assert reference_attention(q, k, k, 2)[0].device.type == sdpa_attention(q, k, k, 2).device.type == "meta"
