@@ -6,6 +6,7 @@ import pytest
 import torch
 from ft_helpers import llama_config, tiny_model
 
+from scratchllm.model import nf4
 from scratchllm.model.lora import LoraConfig, apply_lora, lora_layers
 from scratchllm.model.nf4 import NF4_CODE, NF4Linear, NF4Tensor, block_linears, quantize_linears
 
@@ -137,12 +138,23 @@ def test_nf4_linear_keeps_shape_bias_and_dequantized_weight():
 
 def test_nf4_linear_backward_in_bf16_uses_the_bf16_weight():
     torch.manual_seed(3)
-    layer = NF4Linear(torch.nn.Linear(64, 16, bias=False))
+    layer = NF4Linear(torch.nn.Linear(64, 16))
     x = torch.randn(4, 64, dtype=torch.bfloat16, requires_grad=True)
     y = layer(x)
-    assert y.dtype == torch.bfloat16
+    assert y.dtype == torch.bfloat16                     # the bias is cast too
     y.float().square().sum().backward()
     w = layer.dequantize(torch.bfloat16)
-    want = (2 * (x.detach() @ w.t()).float()).to(torch.bfloat16) @ w
+    want = (2 * (x.detach() @ w.t() + layer.bias.to(torch.bfloat16)).float()).to(torch.bfloat16) @ w
     assert x.grad.dtype == torch.bfloat16
     torch.testing.assert_close(x.grad.float(), want.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_level_tables_are_built_per_device_and_dtype(monkeypatch):
+    monkeypatch.setattr(nf4, "_PAIR_TABLES", {})         # built here, not found in another test's cache
+    w = torch.randn(4, 64, generator=torch.Generator().manual_seed(4))
+    q = NF4Tensor.quantize(w)
+    index = torch.stack([q.codes >> 4, q.codes & 0xF], dim=1).reshape(-1).long()
+    want = (torch.tensor(PUBLISHED)[index].view(-1, 64) * q.dequantize().view(-1, 64).abs().amax(1, keepdim=True))
+    torch.testing.assert_close(q.dequantize(torch.float64).view(-1, 64), want.double(), rtol=1e-6, atol=1e-6)
+    on_meta = NF4Tensor(*(t.to("meta") for t in q.tensors().values()), q.shape)
+    assert on_meta.dequantize().device.type == "meta"
