@@ -168,3 +168,16 @@ def test_loss_fn_on_a_batch_equals_the_loss_on_naive_log_probs(loss_type, beta, 
     assert metrics["logps/chosen"].item() == pytest.approx(logps[:3].mean().item(), rel=1e-4)
     assert metrics["logps/rejected"].item() == pytest.approx(logps[3:].mean().item(), rel=1e-4)
     assert metrics["tokens"].item() == int(counts.sum())
+
+
+def test_defaults_are_the_papers_sigmoid_loss_with_beta_0_1():
+    # beta 0.1 and no label smoothing: the DPO paper's and TRL's DPOConfig defaults.
+    torch.manual_seed(2)
+    model = Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=19, block_size=10)).eval()
+    batch = {"inputs": torch.randint(0, 19, (4, 6)), "targets": torch.randint(0, 19, (4, 6)),
+             "ref": torch.tensor([-20.0, -14.0, -15.0, -22.0])}
+    with torch.no_grad():
+        loss, metrics = dpo_loss_fn()(model, batch)
+        want, want_metrics = dpo_loss_fn(0.1, "sigmoid", 0.0)(model, batch)
+    assert loss.item() == want.item() and metrics["rewards/chosen"].item() == want_metrics["rewards/chosen"].item()
+    assert all(torch.equal(a, b) for a, b in zip(dpo_loss(PC, PR, RC, RR), dpo_loss(PC, PR, RC, RR, 0.1, "sigmoid", 0.0)))
