@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from scratchllm.align.dpo import dpo_loss, dpo_loss_fn
+from scratchllm.align.dpo import dpo_loss, dpo_loss_fn, sequence_logps
 from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.transformer import Transformer
@@ -151,8 +151,9 @@ def test_loss_fn_on_a_batch_equals_the_loss_on_naive_log_probs(loss_type, beta, 
     for row, (start, stop) in enumerate([(2, 8), (3, 5), (1, 7), (4, 8), (2, 3), (5, 8)]):
         targets[row, :start] = -100                # the prompt
         targets[row, stop:] = -100                 # right padding
+    inputs[5], targets[5] = inputs[2], targets[2]   # pair 3: the same reply twice, a tie TRL does not count
     counts = (targets != -100).sum(1).double()
-    ref = torch.tensor([-9.0, -4.0, -12.0, -8.5, -3.0, -7.0])
+    ref = torch.tensor([-9.0, -4.0, -12.0, -8.5, -3.0, -12.0])
     loss, metrics = dpo_loss_fn(beta, loss_type, eps)(model, {"inputs": inputs, "targets": targets, "ref": ref})
     logps = torch.tensor([_naive_logp(model, inputs, targets, r) for r in range(6)], dtype=torch.float64)
     if loss_type == "ipo":
@@ -168,6 +169,9 @@ def test_loss_fn_on_a_batch_equals_the_loss_on_naive_log_probs(loss_type, beta, 
     assert metrics["logps/chosen"].item() == pytest.approx(logps[:3].mean().item(), rel=1e-4)
     assert metrics["logps/rejected"].item() == pytest.approx(logps[3:].mean().item(), rel=1e-4)
     assert metrics["tokens"].item() == int(counts.sum())
+    assert chosen_r[2] == rejected_r[2] and metrics["rewards/accuracies"].item() < 1.0
+    summed = sequence_logps(model, inputs, targets)                 # the default: summed, not averaged
+    torch.testing.assert_close(summed.double(), logps * (counts if loss_type == "ipo" else 1), rtol=1e-4, atol=1e-4)
 
 
 def test_defaults_are_the_papers_sigmoid_loss_with_beta_0_1():
