@@ -101,3 +101,14 @@ def test_defaults_are_plain_causal_and_the_device_is_kept():
     assert causal_mask(3, 5, 2, device="meta").device.type == "meta"
     q, k = torch.randn(1, 4, 3, 8, device="meta"), torch.randn(1, 2, 5, 8, device="meta")
     assert reference_attention(q, k, k, 2)[0].device.type == sdpa_attention(q, k, k, 2).device.type == "meta"
+
+
+def test_a_bf16_model_reads_an_fp32_cache_without_autocast(llama_config):
+    model = Transformer(llama_config()).eval().to(torch.bfloat16)
+    idx = torch.randint(0, 61, (1, 10))
+    cache = model.make_kv_cache(dtype=torch.float32)      # keys/values kept in fp32, cast on read
+    with torch.no_grad():
+        pieces = torch.cat([model(idx[:, :6], kv_cache=cache), model(idx[:, 6:], kv_cache=cache)], dim=1)
+        full = model(idx)
+    assert pieces.dtype == torch.bfloat16 and cache.k[0].dtype == torch.float32
+    torch.testing.assert_close(pieces.float(), full.float(), atol=0.05, rtol=0.05)
