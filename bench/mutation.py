@@ -69,6 +69,7 @@ TESTS = {
     "align/dpo.py": ["tests/align/test_dpo_loss.py", "tests/align/test_preference_data.py"],
     "align/reward.py": ["tests/align/test_reward_loss.py", "tests/align/test_reward.py"],
     "model/nf4.py": ["tests/finetune/test_nf4.py"],
+    "model/lora.py": ["tests/finetune/test_lora.py", "tests/finetune/test_peft_oracle.py"],
     "model/quant.py": ["tests/inference/test_quant_formats.py"],
     "inference/quantize.py": ["tests/inference/test_quant_formats.py"],
     "model/transformer.py": ["tests/model/test_model_options.py", "tests/model/test_transformer.py",
