@@ -73,8 +73,7 @@ TESTS = {
     "model/quant.py": ["tests/inference/test_quant_formats.py"],
     "inference/quantize.py": ["tests/inference/test_quant_formats.py"],
     "model/transformer.py": ["tests/model/test_model_options.py", "tests/model/test_transformer.py",
-                             "tests/model/test_forward_seams.py", "tests/model/test_attention.py",
-                             "tests/model/test_kv_cache.py"],
+                             "tests/model/test_forward_seams.py", "tests/model/test_attention.py"],
 }
 # Tests that cannot run under mutmut's trampolines (torch.compile(fullgraph=True) refuses to trace
 # the environment lookup each mutated function does first); they are checked by the normal suite.
