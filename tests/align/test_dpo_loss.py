@@ -60,7 +60,7 @@ def test_sigmoid_stays_finite_far_in_the_tail():
 
 def test_bad_settings_are_user_errors():
     args = (PC, PR, RC, RR)
-    with pytest.raises(UserError, match="unknown DPO loss"):
+    with pytest.raises(UserError, match="unknown DPO loss .kto.; use one of sigmoid, ipo, hinge"):
         dpo_loss(*args, loss_type="kto")
     with pytest.raises(UserError, match="label_smoothing"):
         dpo_loss(*args, label_smoothing=0.5)
