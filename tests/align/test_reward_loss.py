@@ -36,6 +36,7 @@ def test_last_token_lengths_is_one_past_the_last_counted_target():
     targets[5, -1] = 7                                        # a row counted to its very end
     want = [max([t + 1 for t in range(9) if targets[b, t] != -100], default=0) for b in range(6)]
     assert last_token_lengths(targets).tolist() == want
+    assert last_token_lengths(targets.to("meta")).device.type == "meta"     # computed where the batch is
 
 
 def test_reward_loss_is_bradley_terry_on_each_row_scored_alone():

@@ -156,5 +156,6 @@ def test_level_tables_are_built_per_device_and_dtype(monkeypatch):
     index = torch.stack([q.codes >> 4, q.codes & 0xF], dim=1).reshape(-1).long()
     want = (torch.tensor(PUBLISHED)[index].view(-1, 64) * q.dequantize().view(-1, 64).abs().amax(1, keepdim=True))
     torch.testing.assert_close(q.dequantize(torch.float64).view(-1, 64), want.double(), rtol=1e-6, atol=1e-6)
+    assert q.dequantize(torch.bfloat16).dtype == torch.bfloat16       # a bf16 table, not fp32 promoted
     on_meta = NF4Tensor(*(t.to("meta") for t in q.tensors().values()), q.shape)
     assert on_meta.dequantize().device.type == "meta"
