@@ -112,3 +112,15 @@ def test_a_bf16_model_reads_an_fp32_cache_without_autocast(llama_config):
         full = model(idx)
     assert pieces.dtype == torch.bfloat16 and cache.k[0].dtype == torch.float32
     torch.testing.assert_close(pieces.float(), full.float(), atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("style", ["gpt2_config", "llama_config"])
+def test_two_tokens_after_a_cache_stay_causal(style, request):
+    # Two queries after cached keys: the first must not see the second (a chunk of exactly 2, with
+    # as many queries as the Llama config's kv heads).
+    model = Transformer(request.getfixturevalue(style)()).eval()
+    idx = torch.randint(0, 61, (1, 9))
+    cache = model.make_kv_cache()
+    with torch.no_grad():
+        got = torch.cat([model(idx[:, :7], kv_cache=cache), model(idx[:, 7:], kv_cache=cache)], dim=1)
+        torch.testing.assert_close(got, model(idx), atol=1e-5, rtol=1e-5)

@@ -34,6 +34,7 @@ def test_gradient_checkpointing_recomputes_every_kth_block_in_training_only(llam
         block.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
     idx = torch.randint(0, 61, (2, 8))
     model(idx).sum().backward()
+    assert calls == [1] * 4                    # a new model recomputes nothing
     plain = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     calls[:] = [0] * 4
@@ -97,3 +98,40 @@ def test_reset_parameters_restores_norms_biases_and_scaled_residual_outputs(gpt2
         assert block.attn.o.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)        # 1/sqrt(2·8)
         assert block.mlp.down.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)
         assert abs(block.attn.q.weight.mean().item()) < 0.002
+
+
+def test_computed_position_tables_are_not_saved(gpt2_config, llama_config):
+    assert "pos_table" in dict(Transformer(gpt2_config(position="sinusoidal")).named_buffers())
+    assert not [n for n in Transformer(gpt2_config(position="sinusoidal")).state_dict() if "pos_table" in n]
+    assert not [n for n in Transformer(llama_config()).state_dict() if "rope" in n]
+
+
+def test_checkpointed_blocks_keep_the_padding_mask(llama_config):
+    model = Transformer(llama_config(n_layer=2)).train()
+    idx = torch.randint(0, 61, (2, 8))
+    real = torch.ones(2, 8, dtype=torch.bool)
+    real[1, :3] = False                        # left padding in row 1
+    grads = []
+    for flag in (False, True):
+        model.zero_grad()
+        model.gradient_checkpointing = flag
+        model(idx, attn_mask=real).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    calls = [0, 0]
+    for i, block in enumerate(model.blocks):
+        block.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    model.eval()(idx).sum().backward()         # eval with gradients: still no recomputation
+    assert calls == [1, 1]
+
+
+def test_sinusoidal_positions_are_added_to_the_embeddings(gpt2_config):
+    model = Transformer(gpt2_config(position="sinusoidal")).eval()
+    idx = torch.randint(0, 61, (1, 10))
+    _, hidden = model(idx, return_hidden=True)
+    pos = torch.arange(10, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, 32, 2, dtype=torch.float64) / 32)
+    table = torch.zeros(10, 32, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)     # Vaswani et al. 2017
+    torch.testing.assert_close(hidden[0][0].double(), model.tok_emb(idx)[0].double() + table, atol=1e-5, rtol=1e-5)
