@@ -135,3 +135,31 @@ def test_sinusoidal_positions_are_added_to_the_embeddings(gpt2_config):
     table = torch.zeros(10, 32, dtype=torch.float64)
     table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)     # Vaswani et al. 2017
     torch.testing.assert_close(hidden[0][0].double(), model.tok_emb(idx)[0].double() + table, atol=1e-5, rtol=1e-5)
+
+
+def test_every_index_is_made_on_the_model_device(gpt2_config):
+    # A model on the meta device: an index built on the CPU instead would fail to combine with it.
+    with torch.device("meta"):
+        model = Transformer(gpt2_config()).eval()
+    idx = torch.zeros(2, 5, dtype=torch.long, device="meta")
+    assert model(idx, attn_mask=torch.ones(2, 5, dtype=torch.bool, device="meta")).device.type == "meta"
+    cache = model.make_kv_cache(batch_size=2)
+    cache.set_lengths(torch.tensor([1, 2]))
+    assert model(idx[:, :1], kv_cache=cache).device.type == "meta"
+    assert model(idx).device.type == "meta"
+
+
+def test_a_padding_mask_after_a_cache_and_as_integers(gpt2_config):
+    model = Transformer(gpt2_config()).eval()
+    idx = torch.randint(0, 61, (2, 9))
+    real = torch.ones(2, 9, dtype=torch.long)
+    real[1, :2] = 0                                           # row 1 left-padded by 2, as 0/1 integers
+    positions = (real.cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        whole = model(idx, positions=positions, attn_mask=real)
+        torch.testing.assert_close(whole, model(idx, positions=positions, attn_mask=real.bool()))
+        cache = model.make_kv_cache(batch_size=2)
+        first = model(idx[:, :6], kv_cache=cache, positions=positions[:, :6], attn_mask=real[:, :6])
+        rest = model(idx[:, 6:], kv_cache=cache, positions=positions[:, 6:], attn_mask=real)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(whole[1, 2:], model(idx[1:, 2:])[0], atol=1e-5, rtol=1e-5)
