@@ -124,3 +124,22 @@ def test_two_tokens_after_a_cache_stay_causal(style, request):
     with torch.no_grad():
         got = torch.cat([model(idx[:, :7], kv_cache=cache), model(idx[:, 7:], kv_cache=cache)], dim=1)
         torch.testing.assert_close(got, model(idx), atol=1e-5, rtol=1e-5)
+
+
+def test_qk_norm_normalizes_each_heads_queries_and_keys_with_the_configs_eps(llama_config):
+    from scratchllm.model.attention import Attention
+
+    attn = Attention(llama_config(qk_norm=True, norm_eps=0.5, position="none"), layer=0).eval()
+    with torch.no_grad():
+        attn.q_norm.weight.uniform_(0.5, 2.0)
+        attn.k_norm.weight.uniform_(0.5, 2.0)
+    x = torch.randn(1, 6, 32)
+    _, weights = attn(x, need_weights=True)
+
+    def rms(t, w):                                  # RMSNorm written out, eps = 0.5 from the config
+        return t / torch.sqrt(t.pow(2).mean(-1, keepdim=True) + 0.5) * w
+
+    q = rms(attn.q(x).view(1, 6, 4, 8).transpose(1, 2), attn.q_norm.weight)
+    k = rms(attn.k(x).view(1, 6, 2, 8).transpose(1, 2), attn.k_norm.weight).repeat_interleave(2, dim=1)
+    scores = (q @ k.transpose(-2, -1) / 8 ** 0.5).masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1), float("-inf"))
+    torch.testing.assert_close(weights, scores.softmax(-1), atol=1e-5, rtol=1e-5)

@@ -97,7 +97,8 @@ def test_reset_parameters_restores_norms_biases_and_scaled_residual_outputs(gpt2
         assert block.attn.q.weight.std().item() == pytest.approx(0.02, rel=0.1)
         assert block.attn.o.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)        # 1/sqrt(2·8)
         assert block.mlp.down.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)
-        assert abs(block.attn.q.weight.mean().item()) < 0.002
+        assert abs(block.attn.q.weight.mean().item()) < 0.002 and abs(block.attn.o.weight.mean().item()) < 0.002
+        assert abs(block.mlp.down.weight.mean().item()) < 0.002
 
 
 def test_computed_position_tables_are_not_saved(gpt2_config, llama_config):
