@@ -164,3 +164,13 @@ def test_a_padding_mask_after_a_cache_and_as_integers(gpt2_config):
         rest = model(idx[:, 6:], kv_cache=cache, positions=positions[:, 6:], attn_mask=real)
     torch.testing.assert_close(torch.cat([first, rest], dim=1), whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(whole[1, 2:], model(idx[1:, 2:])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_block_returns_attention_weights_only_when_asked(llama_config):
+    block = Transformer(llama_config()).blocks[0].eval()
+    x = torch.randn(1, 5, 32)
+    out, weights = block(x)
+    assert weights is None
+    out_w, weights = block(x, need_weights=True)
+    assert weights.shape == (1, 4, 5, 5)
+    torch.testing.assert_close(out_w, out, atol=1e-5, rtol=1e-5)
