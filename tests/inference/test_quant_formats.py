@@ -207,6 +207,10 @@ def test_which_layers_are_quantized_and_the_group_check():
     skeleton = quant.quantized_skeleton(model, quant.QuantSpec(8))
     assert isinstance(skeleton.blocks[1].mlp.down, QuantizedLinear) and skeleton.blocks[1].mlp.down.bias is not None
     assert isinstance(skeleton.lm_head, torch.nn.Linear)
+    no_bias = quant.quantized_skeleton(Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=64, vocab_size=64,
+                                                               block_size=16, bias=False)), quant.QuantSpec(4, 32))
+    up = no_bias.blocks[0].mlp.up
+    assert up.bias is None and up.group_size == 32 and up.scale.shape == (256, 2) and up.qweight.shape == (256, 32)
     holder = torch.nn.Sequential(torch.nn.Linear(2, 2))
     quant.replace_module(holder, "0", torch.nn.Identity())
     assert isinstance(holder[0], torch.nn.Identity)
