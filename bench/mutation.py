@@ -11,6 +11,7 @@ pyproject.toml, so the working tree is never touched.
     python bench/mutation.py model/position.py train/optim.py        # default test files per module
     python bench/mutation.py tokenizer/bpe.py --tests tests/tokenizer/test_train.py --show
     python bench/mutation.py model/layers.py --max-children 16 --json out.json
+    python bench/mutation.py align/reward.py --only '*bradley_terry*' '*reward_loss*'   # some functions only
 
 Needs `pip install mutmut==3.8.1` (the `test` extra). mutmut mutates code inside functions and
 methods only (module-level constants such as tables are not mutated). Tests that need
@@ -19,7 +20,7 @@ counts as killed (a timeout is a failure a user would see).
 
 >>> tests_for("train/schedule.py")
 ['tests/train/test_train_schedule.py']
->>> summarize({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": 24})
+>>> summarize({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": 24, "m.x_g__mutmut_1": None})
 {'killed': 2, 'survived': 1, 'other': 0, 'total': 3, 'kill_rate': 0.667, 'survivors': ['m.x_f__mutmut_2']}
 """
 
@@ -47,11 +48,14 @@ TESTS = {
     "model/": ["tests/model"],
     "model/layers.py": ["tests/model/test_layers.py", "tests/model/test_transformer.py"],
     "model/config.py": ["tests/model/test_config.py", "tests/model/test_transformer.py"],
-    "model/attention.py": ["tests/model/test_attention.py", "tests/model/test_transformer.py"],
+    "model/attention.py": ["tests/model/test_attention.py", "tests/model/test_forward_seams.py",
+                           "tests/model/test_transformer.py"],
+    "model/kv_cache.py": ["tests/model/test_kv_cache.py", "tests/model/test_forward_seams.py",
+                          "tests/model/test_transformer.py"],
     "model/flops.py": ["tests/model/test_flops.py", "tests/model/test_transformer.py"],
     "model/position.py": ["tests/model/test_position.py"],
     "train/loop.py": ["tests/train/test_train_loop.py", "tests/train/test_train_optim.py", "tests/train/test_loop_seams.py"],
-    "train/step.py": ["tests/train/test_train_loop.py", "tests/train/test_loop_seams.py", "tests/train/test_train_optim.py"],
+    "train/step.py": ["tests/train/test_step.py", "tests/train/test_loop_seams.py"],
     "train/optim.py": ["tests/train/test_train_optim.py"],
     "train/schedule.py": ["tests/train/test_train_schedule.py"],
     "train/tracking.py": ["tests/train/test_train_tracking.py", "tests/train/test_train_loop.py"],
@@ -60,6 +64,16 @@ TESTS = {
     "tokenizer/bpe.py": ["tests/tokenizer/test_parity.py", "tests/tokenizer/test_train.py",
                          "tests/tokenizer/test_special_cli.py"],
     "inference/": ["tests/inference"],
+    "eval/metrics.py": ["tests/eval/test_metrics_scoring.py"],
+    "eval/scoring.py": ["tests/eval/test_metrics_scoring.py"],
+    "align/dpo.py": ["tests/align/test_dpo_loss.py", "tests/align/test_preference_data.py"],
+    "align/reward.py": ["tests/align/test_reward_loss.py", "tests/align/test_reward.py"],
+    "model/nf4.py": ["tests/finetune/test_nf4.py"],
+    "model/lora.py": ["tests/finetune/test_lora.py", "tests/finetune/test_peft_oracle.py"],
+    "model/quant.py": ["tests/inference/test_quant_formats.py"],
+    "inference/quantize.py": ["tests/inference/test_quant_formats.py"],
+    "model/transformer.py": ["tests/model/test_model_options.py", "tests/model/test_transformer.py",
+                             "tests/model/test_forward_seams.py", "tests/model/test_attention.py"],
 }
 # Tests that cannot run under mutmut's trampolines (torch.compile(fullgraph=True) refuses to trace
 # the environment lookup each mutated function does first); they are checked by the normal suite.
@@ -77,7 +91,11 @@ def tests_for(module: str) -> list[str]:
 
 
 def summarize(exit_codes: dict[str, int | None]) -> dict:
-    """Counts from mutmut's per-mutant pytest exit codes (the .meta file of a mutated source file)."""
+    """Counts from mutmut's per-mutant pytest exit codes (the .meta file of a mutated source file).
+
+    None marks a mutant that was not run (outside `--only`): it is left out of the counts.
+    """
+    exit_codes = {name: code for name, code in exit_codes.items() if code is not None}
     killed = sum(code in KILLED for code in exit_codes.values())
     survivors = sorted(name for name, code in exit_codes.items() if code in SURVIVED)
     total = len(exit_codes)
@@ -98,7 +116,8 @@ def _workspace(module: str, tests: list[str], where: Path) -> Path:
     return work
 
 
-def run_module(module: str, tests: list[str], max_children: int, where: Path, show: bool) -> dict:
+def run_module(module: str, tests: list[str], max_children: int, where: Path, show: bool,
+               only: list[str] = ()) -> dict:
     work = _workspace(module, tests, where)
     # subtle: no PYTHONPATH, so that mutmut's own path setup (mutants/src first) decides what is
     # imported; and one thread per mutant's pytest, or parallel children fight over the cores.
@@ -106,7 +125,7 @@ def run_module(module: str, tests: list[str], max_children: int, where: Path, sh
     env.update(OMP_NUM_THREADS="1",
                SCRATCHLLM_DATA=os.environ.get("SCRATCHLLM_DATA", str(ROOT.parent / "shared" / "data")))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *only],
                           cwd=work, env=env, capture_output=True, text=True)
     meta = work / "mutants" / PACKAGE / f"{module}.meta"
     if os.environ.get("MUTATION_KEEP"):
@@ -130,13 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", help="test files to use instead of the defaults")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants tested in parallel")
     parser.add_argument("--show", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--only", nargs="+", default=[],
+                        help="mutant name globs to run, e.g. '*bradley_terry*' (the others are not counted)")
     parser.add_argument("--json", help="write all results to this file")
     parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where the scratch copies go")
     args = parser.parse_args(argv)
     results = []
     print(f"{'module':28s} {'killed':>6s} {'survived':>8s} {'other':>5s} {'total':>5s} {'kill %':>6s} {'s':>6s}")
     for module in args.modules:
-        r = run_module(module, args.tests or tests_for(module), args.max_children, Path(args.workdir), args.show)
+        r = run_module(module, args.tests or tests_for(module), args.max_children, Path(args.workdir), args.show,
+                       args.only)
         results.append(r)
         print(f"{module:28s} {r['killed']:6d} {r['survived']:8d} {r['other']:5d} {r['total']:5d} "
               f"{100 * (r['kill_rate'] or 0):6.1f} {r['seconds']:6.0f}", flush=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from ft_helpers import llama_config, tiny_model
 
+from scratchllm.model import nf4
 from scratchllm.model.lora import LoraConfig, apply_lora, lora_layers
 from scratchllm.model.nf4 import NF4_CODE, NF4Linear, NF4Tensor, block_linears, quantize_linears
 
@@ -80,3 +82,80 @@ def test_nf4_linear_gradient_is_the_dequantized_weights():
     ref = torch.nn.functional.linear(x2, layer.dequantize(), dense.bias)
     ref.square().sum().backward()
     assert torch.allclose(layer(x), ref, atol=1e-5) and torch.allclose(x.grad, x2.grad, atol=1e-4)
+
+
+def _naive_nf4(w: torch.Tensor):
+    """QLoRA's recipe written out elementwise: (level index per weight, int8 absmax, scales, offset, ŵ)."""
+    flat = w.double().reshape(-1)
+    flat = torch.cat([flat, flat.new_zeros(-len(flat) % 64)]).view(-1, 64)
+    absmax = flat.abs().amax(1)
+    levels = torch.tensor(PUBLISHED, dtype=torch.float64)
+    index = (flat[..., None] / absmax[:, None, None] - levels).abs().argmin(-1)    # nearest level
+    offset = absmax.mean()
+    centred = absmax - offset
+    centred = torch.cat([centred, centred.new_zeros(-len(centred) % 256)]).view(-1, 256)
+    scale = centred.abs().amax(1) / 127
+    absmax_q = torch.round(centred / scale[:, None]).reshape(-1)
+    absmax_back = (absmax_q.view(-1, 256) * scale[:, None]).reshape(-1)[: len(absmax)] + offset
+    w_hat = (levels[index] * absmax_back[:, None]).reshape(-1)[: w.numel()].view(w.shape)
+    return index.reshape(-1), absmax_q, scale, offset, w_hat
+
+
+def test_quantize_and_dequantize_equal_the_recipe_written_out():
+    # 300 blocks of 64 (more than one second-level block of 256) and a size that needs padding.
+    for shape in [(300, 64), (7, 45)]:
+        w = torch.randn(shape, generator=torch.Generator().manual_seed(1)) * torch.linspace(0.5, 2.0, shape[1])
+        q = NF4Tensor.quantize(w)
+        index, absmax_q, scale, offset, w_hat = _naive_nf4(w)
+        unpacked = torch.stack([q.codes >> 4, q.codes & 0xF], dim=1).reshape(-1).long()   # high nibble first
+        assert torch.equal(unpacked, index)
+        assert q.absmax_q.dtype == torch.int8 and torch.equal(q.absmax_q.long(), absmax_q.long())
+        torch.testing.assert_close(q.absmax_scale.double(), scale, rtol=1e-6, atol=0)
+        assert q.absmax_offset.item() == pytest.approx(offset.item(), rel=1e-6)
+        torch.testing.assert_close(q.dequantize().double(), w_hat, rtol=1e-5, atol=1e-6)
+        assert q.dequantize(torch.bfloat16).dtype == torch.bfloat16 and q.shape == shape
+        assert q.numel() == w.numel()
+
+
+def test_an_all_zero_weight_stays_zero():
+    q = NF4Tensor.quantize(torch.zeros(4, 64))
+    assert torch.equal(q.dequantize(), torch.zeros(4, 64))
+
+
+def test_nf4_linear_keeps_shape_bias_and_dequantized_weight():
+    torch.manual_seed(2)
+    dense = torch.nn.Linear(64, 8)
+    layer = NF4Linear(dense)
+    assert (layer.in_features, layer.out_features) == (64, 8) and not layer.bias.requires_grad
+    assert torch.equal(layer.bias, dense.bias) and torch.equal(layer.weight, NF4Tensor.quantize(dense.weight).dequantize())
+    x = torch.randn(3, 64)
+    torch.testing.assert_close(layer(x), x @ layer.weight.t() + dense.bias)
+    no_bias = NF4Linear(torch.nn.Linear(64, 8, bias=False))
+    assert no_bias.bias is None and torch.equal(no_bias(x), x @ no_bias.weight.t())
+    names = block_linears(tiny_model(llama_config()))
+    assert names and all(n.startswith("blocks.") for n in names) and "lm_head" not in names
+
+
+def test_nf4_linear_backward_in_bf16_uses_the_bf16_weight():
+    torch.manual_seed(3)
+    layer = NF4Linear(torch.nn.Linear(64, 16))
+    x = torch.randn(4, 64, dtype=torch.bfloat16, requires_grad=True)
+    y = layer(x)
+    assert y.dtype == torch.bfloat16                     # the bias is cast too
+    y.float().square().sum().backward()
+    w = layer.dequantize(torch.bfloat16)
+    want = (2 * (x.detach() @ w.t() + layer.bias.to(torch.bfloat16)).float()).to(torch.bfloat16) @ w
+    assert x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(x.grad.float(), want.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_level_tables_are_built_per_device_and_dtype(monkeypatch):
+    monkeypatch.setattr(nf4, "_PAIR_TABLES", {})         # built here, not found in another test's cache
+    w = torch.randn(4, 64, generator=torch.Generator().manual_seed(4))
+    q = NF4Tensor.quantize(w)
+    index = torch.stack([q.codes >> 4, q.codes & 0xF], dim=1).reshape(-1).long()
+    want = (torch.tensor(PUBLISHED)[index].view(-1, 64) * q.dequantize().view(-1, 64).abs().amax(1, keepdim=True))
+    torch.testing.assert_close(q.dequantize(torch.float64).view(-1, 64), want.double(), rtol=1e-6, atol=1e-6)
+    assert q.dequantize(torch.bfloat16).dtype == torch.bfloat16       # a bf16 table, not fp32 promoted
+    on_meta = NF4Tensor(*(t.to("meta") for t in q.tensors().values()), q.shape)
+    assert on_meta.dequantize().device.type == "meta"

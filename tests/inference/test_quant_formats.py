@@ -11,6 +11,8 @@ from safetensors.torch import load_model, save_model
 from scratchllm.inference import quantize as quantize_mod
 from scratchllm.inference.quantize import gptq_weight
 from scratchllm.model import quant
+from scratchllm.model.config import ModelConfig
+from scratchllm.model.transformer import Transformer
 from scratchllm.model.quant import (QuantizedLinear, dequantize_codes, pack_int4, quantize_weight,
                                     unpack_int4)
 
@@ -113,3 +115,141 @@ def test_spec_defaults_and_validation():
     assert quant.QuantSpec(4).group_size == 128 and quant.QuantSpec(8).group_size is None
     with pytest.raises(quant.UserError, match="--group-size 16 is not supported"):
         quant.QuantSpec(4, 16)
+
+
+def _naive_gptq(w, H, bits, group, damp=0.01):
+    """GPTQ as the OBS update it is, one column at a time in float64 with the full inverse Hessian
+    (no Cholesky, no lazy blocks): quantize column j, spread its error over the later columns by
+    H⁻¹[j, j+1:] / H⁻¹[j, j], then remove j from H⁻¹ (Frantar et al. 2022, eq. 2-3)."""
+    W, H = w.double().clone(), H.double().clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    H += damp * torch.diag(H).mean() * torch.eye(len(H), dtype=H.dtype)
+    Hinv = torch.linalg.inv(H)
+    codes = torch.zeros(w.shape, dtype=torch.long)
+    scale, zero = (quant.int8_scale(W), None) if bits == 8 else (None, None)
+    for j in range(W.shape[1]):
+        if bits == 4 and j % group == 0:
+            scale, zero = quant.int4_params(W[:, j:j + group])
+        q = quant.quantize_codes(W[:, j], scale, zero)
+        codes[:, j] = q.long()
+        w_hat = (q.double() - (0 if zero is None else zero.double())) * scale.double()
+        err = (W[:, j] - w_hat) / Hinv[j, j]
+        W[:, j + 1:] -= err[:, None] * Hinv[j, j + 1:][None, :]
+        Hinv = Hinv - Hinv[:, j:j + 1] @ Hinv[j:j + 1, :] / Hinv[j, j]
+    return codes
+
+
+@pytest.mark.parametrize("bits,group", [(8, None), (4, 32)])
+def test_gptq_equals_the_column_by_column_obs_update(bits, group):
+    w = weights(out=16, n_in=256, seed=4)           # 256 inputs: two lazy-batch blocks of 128
+    x = correlated_inputs(n=512, n_in=256, seed=5)
+    x[:, 200] = 0.0                                  # a dead input: its weights are dropped
+    H = 2 * x.T @ x / x.shape[0]
+    codes, scale, zero = gptq_weight(w, H, bits, group)
+    naive = _naive_gptq(w, H, bits, group)
+    assert (codes.long() == naive).float().mean() > 0.99          # float32 vs float64: a rare tie may flip
+    w_hat = dequantize_codes(codes, scale, zero)
+    assert w_hat[:, 200].eq(0).all()
+    if zero is not None:
+        assert scale.shape == zero.shape == (16, 256 // group)
+
+
+def _smallest_fp16_at_least(x: torch.Tensor) -> torch.Tensor:
+    """The reference for the scale's rounding: every finite fp16 value, sorted, searched."""
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16).float()
+    every = every[torch.isfinite(every)].unique().sort().values
+    return every[torch.searchsorted(every, x.float().contiguous())]
+
+
+@pytest.mark.parametrize("group", [32, 128])
+def test_rtn_codes_equal_the_written_formulas(group):
+    w = weights(out=16, n_in=256, seed=6)
+    w[2, :group] = torch.arange(group) * 2.0 ** -8        # a range whose scale is exact in fp16
+    codes, scale, zero = quantize_weight(w, bits=4, group_size=group)
+    g = w.reshape(16, -1, group)
+    lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
+    want_scale = torch.where(hi > lo, _smallest_fp16_at_least((hi - lo) / 15), torch.ones_like(hi))
+    assert torch.equal(scale.float(), want_scale)
+    want_zero = torch.round(-lo / want_scale).clamp(0, 15)
+    assert torch.equal(zero.float(), want_zero) and zero.dtype == torch.uint8
+    want = (torch.round(g / want_scale[..., None]) + want_zero[..., None]).clamp(0, 15).reshape(16, 256)
+    assert (codes.float() == want).float().mean() > 0.999       # float rounding may flip an exact tie
+    codes8, scale8, zero8 = quantize_weight(w, bits=8)
+    absmax = w.abs().amax(1)
+    torch.testing.assert_close(scale8, torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax)))
+    assert torch.equal(codes8.float(), torch.round(w / scale8[:, None]).clamp(-127, 127)) and zero8 is None
+
+
+def test_quantized_linear_without_bias_and_its_description():
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(64, 8, bias=False)
+    layer = QuantizedLinear.from_linear(linear, 4, 32)
+    assert layer.bias is None and layer.scale.shape == layer.zero.shape == (8, 2)
+    x = torch.randn(2, 64, dtype=torch.float64)
+    out = layer(x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, x @ layer.dequantize(torch.float64).t())
+    assert repr(layer) == "QuantizedLinear(in_features=64, out_features=8, bits=4, group_size=32)"
+    assert "group_size" not in repr(QuantizedLinear.from_linear(torch.nn.Linear(64, 8), 8))
+    assert QuantizedLinear.from_linear(torch.nn.Linear(64, 8), 8).codes().dtype == torch.int8
+
+
+def test_which_layers_are_quantized_and_the_group_check():
+    model = Transformer(ModelConfig(n_layer=2, n_head=2, n_embd=48, vocab_size=64, block_size=16))
+    names = [n for n, _ in quant.quantizable_linears(model)]
+    assert names[:6] == ["blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v", "blocks.0.attn.o",
+                         "blocks.0.mlp.up", "blocks.0.mlp.down"] and len(names) == 12
+    with pytest.raises(quant.UserError, match="--group-size 32 does not divide the input width 48 of blocks.0.attn.q"):
+        quant.quantized_skeleton(model, quant.QuantSpec(4, 32))
+    quant.check_group_size(model, quant.QuantSpec(8))                # int8 has no groups
+    skeleton = quant.quantized_skeleton(model, quant.QuantSpec(8))
+    assert isinstance(skeleton.blocks[1].mlp.down, QuantizedLinear) and skeleton.blocks[1].mlp.down.bias is not None
+    assert isinstance(skeleton.lm_head, torch.nn.Linear)
+    no_bias = quant.quantized_skeleton(Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=64, vocab_size=64,
+                                                               block_size=16, bias=False)), quant.QuantSpec(4, 32))
+    up = no_bias.blocks[0].mlp.up
+    assert up.bias is None and up.group_size == 32 and up.scale.shape == (256, 2) and up.qweight.shape == (256, 32)
+    holder = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    quant.replace_module(holder, "0", torch.nn.Identity())
+    assert isinstance(holder[0], torch.nn.Identity)
+    assert quant.spec_state(quant.QuantSpec(4, 64, "gptq")) == {
+        "kind": "quantized", "quantization": {"bits": 4, "group_size": 64, "method": "gptq"}}
+
+
+@pytest.mark.parametrize("args, message", [((3,), "--bits 3 is not supported"), ((8, 32), "drop --group-size"),
+                                           ((4, 128, "awq"), "--method awq is unknown")])
+def test_spec_errors(args, message):
+    with pytest.raises(quant.UserError, match=message):
+        quant.QuantSpec(*args)
+    assert quant.QuantSpec(4, 32, "gptq").method == "gptq"
+
+
+def test_quantize_model_rtn_and_gptq_use_each_layers_own_inputs():
+    torch.manual_seed(7)
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=32, vocab_size=64, block_size=16)
+    base = Transformer(cfg).eval()
+    calib = [torch.randint(0, 64, (2, 16)), torch.randint(0, 64, (3, 16))]
+    seen = {}                                  # the reference Hessian: every input row of each layer
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: seen.setdefault(n, []).append(inp[0].reshape(-1, inp[0].shape[-1])))
+             for n, m in quant.quantizable_linears(base)]
+    with torch.no_grad():
+        for ids in calib:
+            base(ids)
+    for h in hooks:
+        h.remove()
+    weights_before = {n: m.weight.detach().clone() for n, m in quant.quantizable_linears(base)}
+    rtn = quantize_mod.quantize_model(Transformer(cfg).eval().requires_grad_(False), quant.QuantSpec(8))
+    gptq_model = Transformer(cfg).eval()
+    gptq_model.load_state_dict(base.state_dict())
+    gptq_model = quantize_mod.quantize_model(gptq_model, quant.QuantSpec(4, 32, "gptq"), calib)
+    for name, w in weights_before.items():
+        x = torch.cat(seen[name]).float()
+        H = 2 * x.T @ x / x.shape[0]
+        codes, scale, zero = gptq_weight(w, H, 4, 32)
+        layer = gptq_model.get_submodule(name)
+        # H summed as a running mean vs all at once: equal up to rounding, so a rare code may differ
+        assert (layer.codes() == codes).float().mean() > 0.99
+        torch.testing.assert_close(layer.scale.float(), scale.float(), rtol=2e-3, atol=1e-4)
+        assert isinstance(rtn.get_submodule(name), QuantizedLinear) and rtn.get_submodule(name).bits == 8

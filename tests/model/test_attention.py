@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scratchllm.model.attention import reference_attention, sdpa_attention
+from scratchllm.model.attention import causal_mask, reference_attention, sdpa_attention
 from scratchllm.model.transformer import Transformer
 
 HEADS = {"mha": 4, "gqa": 2, "mqa": 1}
@@ -90,3 +90,56 @@ def test_attention_dropout_acts_on_the_weights_in_training_only(llama_config):
         train_out, _ = attn.train()(x, need_weights=need_weights)
         assert not torch.allclose(train_out, eval_out, atol=1e-4), need_weights
     assert torch.allclose(attn.eval()(x, need_weights=True)[0], eval_out, atol=1e-5)
+
+
+def test_defaults_are_plain_causal_and_the_device_is_kept():
+    q, k, v = (torch.randn(1, 4, 6, 8) for _ in range(3))
+    out, weights = reference_attention(q, k, v)                       # start defaults to 0: plain causal
+    assert torch.equal(weights.triu(1), torch.zeros_like(weights)) and (weights.diagonal(dim1=-2, dim2=-1) > 0).all()
+    torch.testing.assert_close(out, reference_attention(q, k, v, 0)[0])
+    torch.testing.assert_close(sdpa_attention(q, k, v), out, atol=1e-5, rtol=1e-5)
+    assert causal_mask(3, 5, 2, device="meta").device.type == "meta"
+    q, k = torch.randn(1, 4, 3, 8, device="meta"), torch.randn(1, 2, 5, 8, device="meta")
+    assert reference_attention(q, k, k, 2)[0].device.type == sdpa_attention(q, k, k, 2).device.type == "meta"
+
+
+def test_a_bf16_model_reads_an_fp32_cache_without_autocast(llama_config):
+    model = Transformer(llama_config()).eval().to(torch.bfloat16)
+    idx = torch.randint(0, 61, (1, 10))
+    cache = model.make_kv_cache(dtype=torch.float32)      # keys/values kept in fp32, cast on read
+    with torch.no_grad():
+        pieces = torch.cat([model(idx[:, :6], kv_cache=cache), model(idx[:, 6:], kv_cache=cache)], dim=1)
+        full = model(idx)
+    assert pieces.dtype == torch.bfloat16 and cache.k[0].dtype == torch.float32
+    torch.testing.assert_close(pieces.float(), full.float(), atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("style", ["gpt2_config", "llama_config"])
+def test_two_tokens_after_a_cache_stay_causal(style, request):
+    # Two queries after cached keys: the first must not see the second (a chunk of exactly 2, with
+    # as many queries as the Llama config's kv heads).
+    model = Transformer(request.getfixturevalue(style)()).eval()
+    idx = torch.randint(0, 61, (1, 9))
+    cache = model.make_kv_cache()
+    with torch.no_grad():
+        got = torch.cat([model(idx[:, :7], kv_cache=cache), model(idx[:, 7:], kv_cache=cache)], dim=1)
+        torch.testing.assert_close(got, model(idx), atol=1e-5, rtol=1e-5)
+
+
+def test_qk_norm_normalizes_each_heads_queries_and_keys_with_the_configs_eps(llama_config):
+    from scratchllm.model.attention import Attention
+
+    attn = Attention(llama_config(qk_norm=True, norm_eps=0.5, position="none"), layer=0).eval()
+    with torch.no_grad():
+        attn.q_norm.weight.uniform_(0.5, 2.0)
+        attn.k_norm.weight.uniform_(0.5, 2.0)
+    x = torch.randn(1, 6, 32)
+    _, weights = attn(x, need_weights=True)
+
+    def rms(t, w):                                  # RMSNorm written out, eps = 0.5 from the config
+        return t / torch.sqrt(t.pow(2).mean(-1, keepdim=True) + 0.5) * w
+
+    q = rms(attn.q(x).view(1, 6, 4, 8).transpose(1, 2), attn.q_norm.weight)
+    k = rms(attn.k(x).view(1, 6, 2, 8).transpose(1, 2), attn.k_norm.weight).repeat_interleave(2, dim=1)
+    scores = (q @ k.transpose(-2, -1) / 8 ** 0.5).masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1), float("-inf"))
+    torch.testing.assert_close(weights, scores.softmax(-1), atol=1e-5, rtol=1e-5)

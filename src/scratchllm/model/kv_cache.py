@@ -60,8 +60,9 @@ class KVCache:
     def set_lengths(self, lengths: torch.Tensor) -> None:
         """Declare how many positions each row holds (e.g. true prompt lengths after a right-padded
         prefill: the padding's keys past a row's length are overwritten by its next tokens)."""
-        # subtle: copy in place, so a captured CUDA graph that reads `lengths` sees the new values.
-        self.lengths.copy_(lengths.to(device=self.lengths.device, dtype=torch.long))
+        # subtle: copy in place, so a captured CUDA graph that reads `lengths` sees the new values
+        # (copy_ itself casts to long and moves to the cache's device).
+        self.lengths.copy_(lengths)
         self._pos, self._index = None, None
 
     def rows(self, start: int, stop: int) -> "KVCache":
