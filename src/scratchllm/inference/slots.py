@@ -262,7 +262,9 @@ class SlotBatch:
             return events
         logits = self.step()
         if self.sampler.greedy(rows):                      # the step put their argmax in place
-            tokens = self.step.tokens[rows, 0] if len(rows) < len(self.seqs) else self.step.tokens[:, 0]
+            every = len(rows) == len(self.seqs)
+            tokens = self.step.tokens[:, 0] if every else self.step.tokens[rows, 0]
+            self._score(logits if every else logits[torch.tensor(rows, device=logits.device)], tokens, rows)
         elif len(rows) == len(self.seqs):                  # every slot decodes: no gather, no scatter
             tokens = self.sampler.sample(logits, rows)
             self.step.tokens[:, 0] = tokens
