@@ -68,6 +68,7 @@ TESTS = {
     "eval/scoring.py": ["tests/eval/test_metrics_scoring.py"],
     "align/dpo.py": ["tests/align/test_dpo_loss.py", "tests/align/test_preference_data.py"],
     "align/reward.py": ["tests/align/test_reward_loss.py", "tests/align/test_reward.py"],
+    "align/rl_math.py": ["tests/align/test_rl_math.py"],
     "model/nf4.py": ["tests/finetune/test_nf4.py"],
     "model/lora.py": ["tests/finetune/test_lora.py", "tests/finetune/test_peft_oracle.py"],
     "model/quant.py": ["tests/inference/test_quant_formats.py"],

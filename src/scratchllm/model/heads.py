@@ -32,27 +32,21 @@ from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer.special import render_conversation
 
 
-class RewardModel(nn.Module):
-    """`base` (a Transformer) + a scalar head on the final hidden state of each row's last real token."""
+def zero_scalar_head(width: int) -> nn.Linear:
+    """A linear map to one number that starts at 0 for every input (no arbitrary preference to unlearn)."""
+    head = nn.Linear(width, 1)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
 
-    checkpoint_kind = "reward"   # train/checkpoint.py's RUN_KINDS opens these
+
+class HeadedModel(nn.Module):
+    """`base` (a Transformer) with a head on top: what the loop asks of a model, passed to the base."""
 
     def __init__(self, base: Transformer):
         super().__init__()
         self.base = base
         self.config = base.config
-        self.head = nn.Linear(base.config.n_embd, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """idx [B, T] (right-padded), lengths [B] real tokens per row (default T) -> scores [B]."""
-        _, hidden = self.base(idx, return_hidden=True)
-        last = hidden[-1]                                   # after the last block, before the final norm
-        if lengths is None:
-            lengths = torch.full((idx.shape[0],), idx.shape[1], device=idx.device)
-        rows = torch.arange(idx.shape[0], device=idx.device)
-        return self.head(self.base.norm_f(last[rows, lengths - 1])).squeeze(-1).float()
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -64,6 +58,25 @@ class RewardModel(nn.Module):
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
         return self.base.flops_per_token(seq_len)
+
+
+class RewardModel(HeadedModel):
+    """`base` (a Transformer) + a scalar head on the final hidden state of each row's last real token."""
+
+    checkpoint_kind = "reward"   # train/checkpoint.py's RUN_KINDS opens these
+
+    def __init__(self, base: Transformer):
+        super().__init__(base)
+        self.head = zero_scalar_head(base.config.n_embd)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """idx [B, T] (right-padded), lengths [B] real tokens per row (default T) -> scores [B]."""
+        _, hidden = self.base(idx, return_hidden=True)
+        last = hidden[-1]                                   # after the last block, before the final norm
+        if lengths is None:
+            lengths = torch.full((idx.shape[0],), idx.shape[1], device=idx.device)
+        rows = torch.arange(idx.shape[0], device=idx.device)
+        return self.head(self.base.norm_f(last[rows, lengths - 1])).squeeze(-1).float()
 
     @torch.no_grad()
     def score(self, tokenizer, prompt: str | list[dict], reply: str) -> float:
@@ -77,7 +90,7 @@ class RewardModel(nn.Module):
         return self(torch.tensor([ids], device=device)).item()
 
 
-class PolicyValueModel(nn.Module):
+class PolicyValueModel(HeadedModel):
     """PPO's policy and critic in one module: `base`'s logits and a value per position [B, T].
 
     The value head reads the same final hidden states as the logits (one forward for both);
@@ -88,24 +101,9 @@ class PolicyValueModel(nn.Module):
     checkpoint_kind = "policy_value"
 
     def __init__(self, base: Transformer):
-        super().__init__()
-        self.base = base
-        self.config = base.config
-        self.value_head = nn.Linear(base.config.n_embd, 1)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
+        super().__init__(base)
+        self.value_head = zero_scalar_head(base.config.n_embd)
 
     def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, hidden = self.base(idx, return_hidden=True)
         return logits, self.value_head(self.base.norm_f(hidden[-1])).squeeze(-1).float()
-
-    @property
-    def gradient_checkpointing(self) -> bool:
-        return self.base.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, value: bool) -> None:   # the loop sets it on the module it trains
-        self.base.gradient_checkpointing = value
-
-    def flops_per_token(self, seq_len: int | None = None) -> int:
-        return self.base.flops_per_token(seq_len)
