@@ -107,3 +107,63 @@ def test_adaptive_kl_moves_beta_toward_the_target_within_twenty_percent():
     fixed = AdaptiveKL(beta=0.1)
     fixed.update(100.0, 1000)
     assert fixed.beta == 0.1
+
+
+def test_the_ratio_is_taken_against_the_old_policy_and_the_value_clip_holds_both_ways():
+    torch.manual_seed(1)
+    logp, old, adv = -torch.rand(8) * 3, -torch.rand(8) * 3, torch.randn(8)
+    loss, _ = clipped_surrogate(logp, old, adv, clip=0.2)
+    ratio = [math.exp(a - b) for a, b in zip(logp.tolist(), old.tolist())]          # π/π_old
+    want = [-min(r * a, min(max(r, 0.8), 1.2) * a) for r, a in zip(ratio, adv.tolist())]
+    assert torch.allclose(loss, torch.tensor(want), atol=1e-6)
+    values, old_v, returns = torch.tensor([-1.0, 1.0]), torch.tensor([0.0, 0.0]), torch.tensor([-0.1, 0.1])
+    loss, clipped = clipped_value_loss(values, old_v, returns, clip=0.2)       # V far below / above V_old
+    assert torch.allclose(loss, torch.tensor([0.5 * 0.81, 0.5 * 0.81])) and clipped.tolist() == [False, False]
+    values, returns = torch.tensor([-1.0]), torch.tensor([-2.0])               # clipped to −0.2: 1.8² wins
+    assert torch.allclose(clipped_value_loss(values, torch.zeros(1), returns, 0.2)[0], torch.tensor([0.5 * 1.8 ** 2]))
+
+
+def test_gae_defaults_and_a_one_token_reply():
+    torch.manual_seed(2)
+    rewards, values, mask = torch.randn(2, 4), torch.randn(2, 4), torch.ones(2, 4, dtype=torch.bool)
+    for got, want in zip(gae(rewards, values, mask), gae(rewards, values, mask, gamma=1.0, lam=0.95)):
+        assert torch.equal(got, want)
+    adv, ret = gae(torch.tensor([[2.0]]), torch.tensor([[0.5]]), torch.tensor([[True]]))
+    assert adv.tolist() == [[1.5]] and ret.tolist() == [[2.0]]                  # δ = r − V, nothing after
+
+
+def test_group_advantages_of_groups_of_one_and_two():
+    assert group_advantages(torch.tensor([3.0, -1.0]), group_size=1).tolist() == [0.0, 0.0]   # no group
+    adv = group_advantages(torch.tensor([1.0, 0.0]), group_size=2, eps=0.0)
+    assert torch.allclose(adv, torch.tensor([1.0, -1.0]) / math.sqrt(2))         # (x − 0.5) / (1/√2)
+    assert torch.equal(group_advantages(torch.tensor([1.0, 0.0]), 2), group_advantages(torch.tensor([1.0, 0.0]), 2, 1e-4))
+
+
+def test_masked_mean_per_row_and_with_empty_rows():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    mask = torch.tensor([[1, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=torch.bool)
+    assert masked_mean(x, mask, dim=1).tolist() == [1.5, 6.0, 0.0]               # an empty row means 0
+    assert masked_mean(x, torch.tensor([[0, 1, 0], [0, 0, 0], [0, 0, 0]], dtype=torch.bool)).item() == 2.0
+
+
+def test_whiten_against_the_formula_and_its_edges():
+    torch.manual_seed(3)
+    x = torch.randn(2, 4) * 5 + 3
+    for n_real in (2, 5):
+        mask = torch.zeros(8, dtype=torch.bool)
+        mask[:n_real] = True
+        mask = mask.view(2, 4)
+        real = x[mask].double()
+        want = (real - real.mean()) / real.std()                                 # unbiased, as the recipes
+        assert torch.allclose(whiten(x, mask)[mask].double(), want, atol=1e-5)
+        assert torch.allclose(whiten(x, mask, shift_mean=False)[mask].double(), want + real.mean(), atol=1e-5)
+    one = torch.tensor([[True, False, False, False], [False] * 4])
+    assert whiten(x, one).abs().max() == 0                                       # one position: nothing to scale
+    flat = whiten(torch.full((2, 4), 7.0), torch.ones(2, 4, dtype=torch.bool))
+    assert torch.isfinite(flat).all() and flat.abs().max() == 0                  # constant: 0, not NaN
+
+
+def test_adaptive_kl_with_a_target_below_one_nat():
+    kl = AdaptiveKL(beta=0.1, target=0.5, horizon=10)
+    kl.update(1.0, 5)                                                            # +0.2 · 5/10
+    assert math.isclose(kl.beta, 0.1 * 1.1)
