@@ -11,6 +11,7 @@ from ft_helpers import alpaca_records, byte_tokenizer, llama_config, make_base_r
 
 import scratchllm
 from scratchllm import cli
+from scratchllm.data.tokenize import is_val
 from scratchllm.errors import UserError
 from scratchllm.model.lora import lora_layers
 from scratchllm.model.nf4 import NF4Linear
@@ -120,3 +121,17 @@ def test_bad_runs_are_one_sentence(files, tmp_path, capsys):
         scratchllm.load(out)
     assert cli.main(["merge", "--run", str(base), "--out", str(tmp_path / "m")]) == 2
     assert "is not a LoRA run" in capsys.readouterr().err
+
+
+def test_held_out_conversations_that_all_outgrow_the_context_are_one_sentence(files, tmp_path, capsys):
+    root, base, _ = files
+    records = alpaca_records(40)
+    for i in range(40):
+        if is_val(i, 0, 0.2):                                        # the ones finetune.val_fraction=0.2 holds out
+            records[i]["output"] = "a very long answer " * 20        # past block_size=64 before any answer token
+            records[i]["instruction"] = "x" * 80
+    data = write_json(tmp_path / "long_held.json", records)
+    assert run_cli("--run", base, "--data", data, "--out", tmp_path / "o", *FAST) == 2
+    err = capsys.readouterr().err
+    assert "held-out conversations keeps an assistant token within model.block_size=64" in err
+    assert not (tmp_path / "o").exists()

@@ -147,6 +147,10 @@ def load_data(cfg: FinetuneRunConfig, tokenizer, quiet: bool = False):
         print(f"train: {train_stats.summary()}\nheld out: {held_stats.summary()}", flush=True)
     batches = chat.ChatBatches(chat.pack(train_ex, block), tc.batch_size, seed=tc.seed)
     val = chat.fixed_batches(chat.pack(held_ex, block), tc.batch_size)[: tc.eval_batches]
+    if held_convs and not val:
+        raise UserError(f"none of the {len(held_convs)} held-out conversations keeps an assistant token within "
+                        f"model.block_size={block}; raise model.block_size (a new base) or finetune.val_fraction, "
+                        "or set finetune.val_fraction=0 to train without a held-out loss")
     return batches, val
 
 
