@@ -149,14 +149,17 @@ def load_data(cfg: FinetuneRunConfig, tokenizer, quiet: bool = False):
     val = chat.fixed_batches(chat.pack(held_ex, block), tc.batch_size)[: tc.eval_batches]
     if held_convs and not val:
         raise UserError(f"none of the {len(held_convs)} held-out conversations keeps an assistant token within "
-                        f"model.block_size={block}; raise model.block_size (a new base) or finetune.val_fraction, "
-                        "or set finetune.val_fraction=0 to train without a held-out loss")
+                        f"model.block_size={block}; use shorter conversations or another finetune.val_fraction "
+                        "or finetune.split_seed")
     return batches, val
 
 
 def finetune(base: str | None, data: str | None, method: str | None, out_dir: str | Path,
-             overrides: list[str] = (), resume: bool = False, quiet: bool = False) -> tuple[TrainResult, dict]:
+             overrides: list[str] = (), resume: bool = False, quiet: bool = False,
+             verbose: bool = False) -> tuple[TrainResult, dict]:
     """Fine-tune run `base` on conversations in `data` into `out_dir`; returns (result, figures).
+
+    `verbose` prints the resolved config (it is saved to config.toml either way).
 
     figures: {"base_val_loss": held-out assistant-token loss before training} (new runs only).
     """
@@ -187,7 +190,8 @@ def finetune(base: str | None, data: str | None, method: str | None, out_dir: st
     tokenizer.save(str(out_dir / "tokenizer.json"))
     if ft.method != "full":
         write_adapter_config(out_dir, ft)
-    result = train(trainee, cfg, batches, out_dir, loss_fn=chat_loss, val_batches=val, resume=resume, quiet=quiet)
+    result = train(trainee, cfg, batches, out_dir, loss_fn=chat_loss, val_batches=val, resume=resume,
+                   quiet=quiet or not verbose)
     return result, figures
 
 

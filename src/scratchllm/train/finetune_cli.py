@@ -20,6 +20,7 @@ def register(subparsers) -> None:
                    help="the data's layout (default: detected from the first record)")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. train.max_steps=200 finetune.lora.r=8 finetune.lora.targets=['q','v']")
     p.set_defaults(func=cmd_finetune)
@@ -34,7 +35,8 @@ def cmd_finetune(args) -> int:
     from scratchllm.train.finetune import finetune
 
     overrides = list(args.overrides) + ([f"finetune.format={args.format}"] if args.format else [])
-    result, figures = finetune(args.run, args.data, args.method, args.out, overrides, resume=args.resume)
+    result, figures = finetune(args.run, args.data, args.method, args.out, overrides, resume=args.resume,
+                               verbose=args.verbose)
     if result.interrupted:
         print(f"saved {args.out} at step {result.step}; continue with: scratchllm finetune --out {args.out} --resume")
         return 130
