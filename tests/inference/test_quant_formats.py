@@ -253,3 +253,25 @@ def test_quantize_model_rtn_and_gptq_use_each_layers_own_inputs():
         assert (layer.codes() == codes).float().mean() > 0.99
         torch.testing.assert_close(layer.scale.float(), scale.float(), rtol=2e-3, atol=1e-4)
         assert isinstance(rtn.get_submodule(name), QuantizedLinear) and rtn.get_submodule(name).bits == 8
+
+
+def test_an_empty_quantized_layer_has_the_file_format_and_reads_as_it_prints():
+    # The skeleton a quantized run loads into must have the stored dtypes (safetensors checks them).
+    int4 = QuantizedLinear(8, 4, bits=4, group_size=4)
+    assert (int4.qweight.dtype, int4.scale.dtype, int4.zero.dtype) == (torch.uint8, torch.float16, torch.uint8)
+    assert int4.bias is not None and not int4.bias.requires_grad             # frozen, like the codes
+    assert repr(int4) == "QuantizedLinear(in_features=8, out_features=4, bits=4, group_size=4)"
+    assert repr(QuantizedLinear(8, 4, bits=8)) == "QuantizedLinear(in_features=8, out_features=4, bits=8)"
+    w = torch.randn(4, 8)
+    assert quant.quantize_codes(w, quant.int8_scale(w)[:, None], None).dtype == torch.int8
+    scale, zero = quant.int4_params(w.view(4, 2, 4))
+    assert quant.quantize_codes(w.view(4, 2, 4), scale[..., None], zero[..., None]).dtype == torch.uint8
+
+
+def test_a_quantized_layer_with_bias_runs_in_bf16():
+    linear = torch.nn.Linear(8, 4)
+    q = QuantizedLinear.from_linear(linear, bits=8)
+    x = torch.randn(3, 8)
+    got = q(x.bfloat16())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), q(x), atol=0.05, rtol=0.05)
