@@ -275,3 +275,36 @@ def test_a_quantized_layer_with_bias_runs_in_bf16():
     got = q(x.bfloat16())
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), q(x), atol=0.05, rtol=0.05)
+
+
+def test_gptq_returns_the_stored_dtypes():
+    w = torch.randn(8, 64)
+    x = torch.randn(256, 64)
+    H = 2 * x.T @ x / 256
+    codes, scale, zero = gptq_weight(w, H, 8)
+    assert codes.dtype == torch.int8 and zero is None
+    codes, scale, zero = gptq_weight(w, H, 4, 32)
+    assert (codes.dtype, scale.dtype, zero.dtype) == (torch.uint8, torch.float16, torch.uint8)
+
+
+def test_the_hessian_is_the_mean_over_every_row_seen_in_any_batch():
+    torch.manual_seed(4)
+    batches = [torch.randn(2, 3, 5), torch.randn(1, 7, 5)]        # 6 rows, then 7 rows
+    record = quantize_mod._HessianRecorder(5)
+    for x in batches:
+        record(None, (x,), None)
+    rows = torch.cat([x.reshape(-1, 5) for x in batches])
+    torch.testing.assert_close(record.H, 2 * rows.T @ rows / len(rows))
+
+
+@pytest.mark.parametrize("method", ["rtn", "gptq"])
+def test_quantizing_a_model_keeps_each_layers_bias_and_group_size(method):
+    torch.manual_seed(5)
+    model = Transformer(ModelConfig(n_layer=1, n_head=2, n_embd=64, vocab_size=96, block_size=16, bias=True)).eval()
+    biases = {name: m.bias.clone() for name, m in quant.quantizable_linears(model)}
+    calib = [torch.randint(0, 96, (2, 16))] if method == "gptq" else None
+    quantize_mod.quantize_model(model, quant.QuantSpec(4, 32, method), calib)
+    layers = dict(model.named_modules())
+    for name, bias in biases.items():
+        assert isinstance(layers[name], QuantizedLinear) and layers[name].group_size == 32
+        assert torch.equal(layers[name].bias, bias)
