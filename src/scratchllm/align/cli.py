@@ -20,6 +20,7 @@ import argparse
 
 from scratchllm.align.build_cli import register_builders
 from scratchllm.align.rl_cli import register_rl
+from scratchllm.align.run_cli import add_run_arguments, interrupted
 
 
 def register(subparsers) -> None:
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
     d.add_argument("--loss", choices=["sigmoid", "ipo", "hinge"], default=None, help="DPO variant (sigmoid)")
     d.add_argument("--label-smoothing", type=float, default=None,
                    help="conservative DPO: share of labels assumed flipped (0; sigmoid only)")
-    _common(d)
+    add_run_arguments(d, "train.max_steps=100 dpo.method=lora dpo.lora.r=8")
     d.set_defaults(func=cmd_dpo)
 
     r = sub.add_parser("reward", help="train a reward model (scalar head, Bradley–Terry) on preference pairs",
@@ -47,20 +48,11 @@ def register(subparsers) -> None:
     r.add_argument("--val-data", default=None, help="held-out pairs (default: a reward.val_fraction split of --data)")
     r.add_argument("--format", default=None, choices=["auto", "pairs", "hh", "llamafactory", "openai"],
                    help="the pairs' layout (default: detected from the first record)")
-    _common(r)
+    add_run_arguments(r, "train.max_steps=100 reward.val_fraction=0.1")
     r.set_defaults(func=cmd_reward)
 
     register_builders(sub)   # pairs, constitution: align/build_cli.py
     register_rl(sub)         # grpo, ppo: align/rl_cli.py
-
-
-def _common(p) -> None:
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
-    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
-    p.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.max_steps=100 dpo.method=lora dpo.lora.r=8")
 
 
 def cmd_dpo(args) -> int:
@@ -71,8 +63,7 @@ def cmd_dpo(args) -> int:
     overrides = list(args.overrides) + [f"dpo.{k}={v}" for k, v in flags.items() if v is not None]
     result = dpo(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
                  verbose=args.verbose)
-    if result.interrupted:
-        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align dpo --out {args.out} --resume")
+    if interrupted(result, "dpo", args.out):
         return 130
     final = result.final
     acc = final.get("val_rewards/accuracies")
@@ -89,8 +80,7 @@ def cmd_reward(args) -> int:
     overrides = list(args.overrides) + [f"reward.{k}={v}" for k, v in flags.items() if v is not None]
     result = reward(args.run, args.data, args.out, overrides, resume=args.resume, force=args.force,
                     verbose=args.verbose)
-    if result.interrupted:
-        print(f"saved {args.out} at step {result.step}; continue with: scratchllm align reward --out {args.out} --resume")
+    if interrupted(result, "reward", args.out):
         return 130
     acc = result.final.get("val_accuracy")
     held = f"held-out pair accuracy {acc:.3f}" if acc is not None else "no held-out pairs"

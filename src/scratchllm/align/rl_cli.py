@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from scratchllm.align.run_cli import add_run_arguments, interrupted
+
 
 def register_rl(sub) -> None:
     """Add `grpo` and `ppo` to the `align` sub-commands."""
@@ -23,7 +25,7 @@ def register_rl(sub) -> None:
     g.add_argument("--data", default=None, help="prompts with answers: .json or .jsonl")
     g.add_argument("--reward", default=None, help="the verifiable reward: gsm8k, number, format, exact, code (gsm8k)")
     g.add_argument("--group-size", type=int, default=None, help="replies sampled per prompt (8)")
-    _common(g)
+    add_run_arguments(g, "train.max_steps=100 grpo.beta=0.02")
     g.set_defaults(func=cmd_grpo)
 
     p = sub.add_parser("ppo", help="PPO for RLHF: a reward model's score minus a KL penalty, GAE, clipped losses",
@@ -31,22 +33,12 @@ def register_rl(sub) -> None:
     p.add_argument("--run", default=None, help="the SFT run: the policy's start and the KL reference")
     p.add_argument("--reward", default=None, help="the reward model run (scratchllm align reward)")
     p.add_argument("--prompts", default=None, help='prompts: one {"prompt": ...} JSON object a line')
-    _common(p)
+    add_run_arguments(p, "train.max_steps=100 ppo.kl_coef=0.05")
     p.set_defaults(func=cmd_ppo)
 
 
-def _common(p) -> None:
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
-    p.add_argument("--verbose", action="store_true", help="print the resolved config (always saved to config.toml)")
-    p.add_argument("--force", action="store_true", help="write into an --out holding files this command did not write")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.max_steps=100 grpo.beta=0.02")
-
-
 def _report(result, name: str, out: str) -> int:
-    if result.interrupted:
-        print(f"saved {out} at step {result.step}; continue with: scratchllm align {name} --out {out} --resume")
+    if interrupted(result, name, out):
         return 130
     final = result.final
     reward = final.get("reward_mean", final.get("score_mean"))
