@@ -120,3 +120,15 @@ def test_evaluate_weights_by_tokens_and_restores_the_mode():
     counted = evaluate(model, batches, lambda m, b: (torch.tensor(float(b[0].shape[0])), {"tokens": 10 * b[0].shape[0]}), CPU)
     assert counted["loss"] == pytest.approx((2 * 20 + 1 * 10) / 30)     # a loss's own token count weighs
     assert evaluate(model, [], loss_fn, CPU) == {} and math.isfinite(out["loss"])
+
+
+def test_accumulation_runs_the_forward_under_the_asked_dtype():
+    # train.dtype=bfloat16 on the CPU: the micro-batch's loss is the one computed under bf16 autocast.
+    x, y = _batch(2, 7)
+    model = _model()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        want = next_token_loss(model, (x, y)).item()
+    model.zero_grad()
+    got = accumulate_gradients(model, [(x, y)], next_token_loss, CPU, "bfloat16").item()
+    plain = next_token_loss(model, (x, y)).item()
+    assert got == pytest.approx(want, abs=1e-6) and got != pytest.approx(plain, abs=1e-6)
