@@ -10,7 +10,7 @@ from ft_helpers import llama_config, tiny_config, tiny_model
 
 from scratchllm.errors import UserError
 from scratchllm.model.lora import (AdapterOnly, LoRALinear, LoraConfig, adapter_state, apply_lora,
-                                   load_adapter_state, lora_layers, merge_lora)
+                                   load_adapter_state, lora_layers, merge_lora, target_names)
 from scratchllm.train.config import TrainConfig
 from scratchllm.train.optim import make_optimizer
 
@@ -109,3 +109,24 @@ def test_all_linear_is_every_block_linear_layer():
     for cfg, per_block in [(tiny_config(), 6), (llama_config(), 7)]:
         names = apply_lora(tiny_model(cfg), LoraConfig())
         assert len(names) == 2 * per_block and "lm_head" not in names
+
+
+def test_lora_settings_are_checked_at_their_bounds_with_their_exact_messages():
+    LoraConfig(r=1, dropout=0.99).validate()                              # the smallest rank, the largest dropout
+    for cfg, message in [(LoraConfig(r=0), "lora.r must be a positive rank, got 0"),
+                         (LoraConfig(dropout=1.0), "lora.dropout must be in [0, 1), got 1.0"),
+                         (LoraConfig(targets=[]), "lora.targets is empty; name the layers to adapt, "
+                                                  "e.g. lora.targets=['q','v']")]:
+        with pytest.raises(UserError) as err:
+            cfg.validate()
+        assert str(err.value) == message
+
+
+def test_an_unknown_target_lists_the_models_layer_names():
+    model = tiny_model(llama_config())
+    with pytest.raises(UserError) as err:
+        target_names(model, ["q", "nope"])
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    short = ", ".join(sorted({n.split(".")[-1] for n in linears}))
+    assert str(err.value) == (f"LoRA target 'nope' matches no linear layer of this model; use layer names {short} "
+                              f"or a regular expression 're:...' over names like {linears[0]!r}")
