@@ -139,6 +139,21 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return from_dict(type(cfg), data)
 
 
+def dotted_keys(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested table as one level of dotted keys, the names overrides use.
+
+    >>> dotted_keys({"model": {"n_layer": 4}, "name": "big"})
+    {'model.n_layer': 4, 'name': 'big'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(dotted_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}

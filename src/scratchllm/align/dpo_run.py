@@ -34,7 +34,7 @@ from scratchllm.errors import UserError
 from scratchllm.model.config import ModelConfig
 from scratchllm.model.lora import ADAPTER_CONFIG, LoraConfig
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.config import TrainConfig
+from scratchllm.train.config import TrainConfig, short_run_defaults
 from scratchllm.train.finetune import FinetuneConfig, write_adapter_config
 from scratchllm.train.loop import TrainResult, check_out_dir, train
 from scratchllm.utils.device import resolve_device
@@ -60,9 +60,7 @@ class DpoConfig:
 
 def dpo_train_defaults() -> TrainConfig:
     """DPO's defaults: the paper's small constant-ish lr (1e-5 full; LoRA runs want ~1e-4), no decay."""
-    return TrainConfig(batch_size=8, max_steps=200, max_lr=1e-5, min_lr=1e-6, warmup_steps=10,
-                       weight_decay=0.0, eval_every=50, eval_batches=8, log_every=10,
-                       checkpoint_every=100, keep_checkpoints=1)
+    return short_run_defaults(max_lr=1e-5, min_lr=1e-6)
 
 
 @dataclass

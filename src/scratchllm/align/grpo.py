@@ -71,8 +71,8 @@ class GrpoConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
-def grpo_train_defaults() -> TrainConfig:
-    """RL's defaults: a small constant lr (the paper's 1e-6 is for 7B; small models take more), a step a log line."""
+def rl_train_defaults() -> TrainConfig:
+    """RL's defaults (GRPO and PPO): a small constant lr (the paper's 1e-6 is for 7B; small models take more), a step a log line."""
     return TrainConfig(batch_size=16, max_steps=100, max_lr=1e-5, min_lr=1e-5, schedule="constant",
                        warmup_steps=0, weight_decay=0.0, eval_every=0, log_every=1, checkpoint_every=50,
                        keep_checkpoints=1, spike_factor=0.0)   # RL losses hover near 0: "spikes" mean nothing
@@ -81,7 +81,7 @@ def grpo_train_defaults() -> TrainConfig:
 @dataclass
 class GrpoRunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=grpo_train_defaults)
+    train: TrainConfig = field(default_factory=rl_train_defaults)
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
 
 

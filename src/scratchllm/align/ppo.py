@@ -36,7 +36,7 @@ from typing import Callable, Literal
 
 import torch
 
-from scratchllm.align.grpo import check_rl_settings, resolve_template
+from scratchllm.align.grpo import check_rl_settings, resolve_template, rl_train_defaults
 from scratchllm.align.pairs import same_tokens
 from scratchllm.align.policy import load_policy
 from scratchllm.align.rl_math import (AdaptiveKL, clipped_surrogate, clipped_value_loss, gae, masked_mean,
@@ -77,16 +77,10 @@ class PpoConfig:
     template: Literal["auto", "chat", "plain"] = "auto"
 
 
-def ppo_train_defaults() -> TrainConfig:
-    return TrainConfig(batch_size=16, max_steps=100, max_lr=1e-5, min_lr=1e-5, schedule="constant",
-                       warmup_steps=0, weight_decay=0.0, eval_every=0, log_every=1, checkpoint_every=50,
-                       keep_checkpoints=1, spike_factor=0.0)
-
-
 @dataclass
 class PpoRunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=ppo_train_defaults)
+    train: TrainConfig = field(default_factory=rl_train_defaults)
     ppo: PpoConfig = field(default_factory=PpoConfig)
 
 

@@ -33,7 +33,7 @@ from scratchllm.model.heads import RewardModel
 from scratchllm.model.lora import merge_lora
 from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.train import checkpoint as ckpt
-from scratchllm.train.config import TrainConfig
+from scratchllm.train.config import TrainConfig, short_run_defaults
 from scratchllm.train.finetune import is_lora_run
 from scratchllm.train.loop import TrainResult, check_out_dir, train
 from scratchllm.utils.files import read_toml
@@ -53,9 +53,7 @@ class RewardConfig:
 
 def reward_train_defaults() -> TrainConfig:
     """One epoch-ish at a fine-tuning lr (InstructGPT trained its RM for one epoch: more overfits)."""
-    return TrainConfig(batch_size=8, max_steps=200, max_lr=1e-4, min_lr=1e-5, warmup_steps=10,
-                       weight_decay=0.0, eval_every=50, eval_batches=16, log_every=10,
-                       checkpoint_every=100, keep_checkpoints=1)
+    return short_run_defaults(max_lr=1e-4, min_lr=1e-5, eval_batches=16)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from scratchllm.config import dotted_keys  # noqa: E402
 from scratchllm.runs.summary import summarize  # noqa: E402
 from scratchllm.train.tracking import read_metrics  # noqa: E402
 from scratchllm.utils.atomic import atomic_write_bytes  # noqa: E402
@@ -27,19 +28,9 @@ from scratchllm.utils.files import read_toml  # noqa: E402
 PANELS = ("loss", "val_loss", "lr", "grad_norm")
 
 
-def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def config_diff(configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{dotted key: {run: value}} for every key whose value is not the same in all runs."""
-    flat = {name: _flat(cfg) for name, cfg in configs.items()}
+    flat = {name: dotted_keys(cfg) for name, cfg in configs.items()}
     keys = sorted(set().union(*flat.values()))
     return {k: {n: f.get(k) for n, f in flat.items()} for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1}
 

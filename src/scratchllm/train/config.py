@@ -89,6 +89,18 @@ class TrainConfig:
             raise UserError(f"train.keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
 
+def short_run_defaults(**settings) -> TrainConfig:
+    """The training defaults of a short run on top of a trained model (SFT, DPO, a reward model):
+    small batches, no weight decay, a short warmup, one kept checkpoint; `settings` change fields.
+
+    >>> short_run_defaults(max_lr=1e-5).max_lr, short_run_defaults().weight_decay
+    (1e-05, 0.0)
+    """
+    base = dict(batch_size=8, max_steps=200, warmup_steps=10, weight_decay=0.0, eval_every=50, eval_batches=8,
+                log_every=10, checkpoint_every=100, keep_checkpoints=1)
+    return TrainConfig(**{**base, **settings})
+
+
 @dataclass
 class DataConfig:
     path: str = ""                # "" = the built-in corpus; else .txt, a dir of .txt, .jsonl[.gz|.xz], or a token dir

@@ -41,7 +41,7 @@ from scratchllm.model.transformer import Transformer
 from scratchllm.tokenizer.bpe import Tokenizer
 from scratchllm.tokenizer.special import CHAT_TOKENS
 from scratchllm.train.checkpoint import find_checkpoint, load_run, save_run_weights
-from scratchllm.train.config import TrainConfig
+from scratchllm.train.config import TrainConfig, short_run_defaults
 from scratchllm.train.loop import TrainResult, check_out_dir, train
 from scratchllm.train.step import evaluate
 from scratchllm.utils.atomic import atomic_directory, atomic_write_text
@@ -63,9 +63,7 @@ class FinetuneConfig:
 
 def sft_train_defaults() -> TrainConfig:
     """Fine-tuning's defaults: short, a constant-then-cosine lr an order below pretraining's, no decay."""
-    return TrainConfig(batch_size=8, max_steps=300, max_lr=1e-3, min_lr=1e-4, warmup_steps=10,
-                       weight_decay=0.0, eval_every=50, eval_batches=8, log_every=10,
-                       checkpoint_every=100, keep_checkpoints=1)
+    return short_run_defaults(max_steps=300, max_lr=1e-3, min_lr=1e-4)
 
 
 @dataclass

@@ -29,6 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from scratchllm.config import dotted_keys
 from scratchllm.errors import UserError
 
 BACKENDS = ("jsonl", "tensorboard", "mlflow", "wandb")
@@ -89,7 +90,7 @@ class MlflowTracker:
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment("scratchllm")
             self.run_id = self.client.create_run(experiment_id, run_name=out_dir.name).info.run_id
             id_file.write_text(self.run_id)
-            for key, value in _flat(info).items():
+            for key, value in dotted_keys(info).items():
                 self.client.log_param(self.run_id, key, str(value)[:500])  # MLflow caps a param's length
 
     def log(self, record: dict[str, Any]) -> None:
@@ -137,17 +138,6 @@ class WandbTracker:
 
     def close(self) -> None:
         self.run.finish()
-
-
-def _flat(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested metadata as dotted keys (MLflow params are flat)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 _CLASSES = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker, "wandb": WandbTracker}
