@@ -1,5 +1,5 @@
-"""A small Chrome DevTools Protocol client for the playground tests: start Debian's headless
-Chromium, open a page, evaluate JavaScript, type, collect console errors, take a screenshot.
+"""A small Chrome DevTools Protocol client for the browser tests (playground, chat page): start
+Debian's headless Chromium, open a page, evaluate JavaScript, type, collect console errors, take a screenshot.
 
 (Test support only; uses the `websocket-client` package.)"""
 
