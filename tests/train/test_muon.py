@@ -16,7 +16,7 @@ from scratchllm.train import optim
 from scratchllm.train.checkpoint import seed_everything
 from scratchllm.train.config import TrainConfig
 from scratchllm.train.loop import train
-from scratchllm.train.muon import newton_schulz
+from scratchllm.train.muon import Muon, newton_schulz
 from scratchllm.train.optim import hidden_matrices, make_optimizer
 
 A, B, C = 3.4445, -4.7750, 2.0315   # the published coefficients (Jordan et al. 2024)
@@ -149,8 +149,79 @@ def test_loop_with_muon_learns_and_resumes_bitwise(token_dir, tmp_path):
 def test_muon_refuses_bad_settings_and_sharded_models(monkeypatch):
     with pytest.raises(UserError, match="muon_momentum"):
         TrainConfig(optimizer="muon", muon_momentum=1.0).validate()
-    with pytest.raises(UserError, match="no hidden matrices"):
+    with pytest.raises(UserError) as err:
         make_optimizer(torch.nn.Linear(3, 3), TrainConfig(optimizer="muon"))
+    assert str(err.value) == ("train.optimizer=muon found no hidden matrices (2-D weights inside the model's blocks) "
+                              "to orthogonalise; use train.optimizer=adamw for this model")
     monkeypatch.setattr(optim, "_holds_pieces", lambda model: True)
-    with pytest.raises(UserError, match="fsdp"):
+    with pytest.raises(UserError) as err:
         make_optimizer(Transformer(_style()), TrainConfig(optimizer="muon"))
+    assert str(err.value) == ("train.optimizer=muon needs each whole matrix on every rank, which parallel.dp=fsdp "
+                              "and parallel.tp shard; use parallel.dp=ddp (or train.optimizer=adamw with fsdp)")
+
+
+def test_the_adamw_side_of_muon_takes_the_runs_settings():
+    cfg = TrainConfig(optimizer="muon", max_lr=3e-4, muon_lr=0.03, beta1=0.8, beta2=0.99, eps=1e-6)
+    opt = make_optimizer(Transformer(_style()), cfg)
+    assert [g["lr_mult"] for g in opt.param_groups] == [pytest.approx(100.0), 1.0, 1.0]   # the loop's lr = mult x schedule
+    assert [(g["lr"], g["betas"], g["eps"]) for g in opt.param_groups[1:]] == [(3e-4, (0.8, 0.99), 1e-6)] * 2
+
+
+def test_a_stack_of_matrices_is_orthogonalised_one_by_one():
+    torch.manual_seed(2)
+    stack = torch.randn(3, 8, 16) * torch.tensor([1.0, 10.0, 100.0])[:, None, None]   # each its own norm
+    alone = torch.stack([newton_schulz(m) for m in stack])
+    assert torch.allclose(newton_schulz(stack), alone, atol=1e-6)
+
+
+def test_a_tall_matrix_is_iterated_on_its_wide_side():
+    tall = torch.randn(48, 16, generator=torch.Generator().manual_seed(3))
+    # the same arithmetic as on its transpose (the smaller Gram matrix), bit for bit
+    assert torch.equal(newton_schulz(tall), newton_schulz(tall.mT).mT)
+
+
+def test_a_tiny_gradient_stays_finite_and_bf16_is_iterated_in_fp32_on_the_cpu():
+    g = torch.zeros(4, 4)
+    g[0, 0] = 1e-7                      # its norm equals the guard: a guard subtracted would divide by 0
+    assert torch.isfinite(newton_schulz(g)).all()
+    h = torch.randn(24, 16, generator=torch.Generator().manual_seed(4)).bfloat16()
+    out = newton_schulz(h)
+    assert out.dtype == torch.bfloat16 and torch.equal(out, newton_schulz(h.float()).bfloat16())
+
+
+def test_muon_defaults_are_modded_nanogpts_and_fill_missing_group_settings():
+    w, b = torch.nn.Parameter(torch.randn(4, 4)), torch.nn.Parameter(torch.randn(4))
+    assert Muon([{"params": [w], "muon": True}]).defaults == dict(
+        lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0, muon=False)
+    opt = Muon([{"params": [w], "muon": True}, {"params": [b]}], momentum=0.8, weight_decay=0.05)
+    assert (opt.param_groups[0]["momentum"], opt.param_groups[1]["weight_decay"]) == (0.8, 0.05)
+    with pytest.raises(ValueError) as err:
+        Muon([{"params": [b], "muon": True}])
+    assert str(err.value) == "Muon groups take 2-D weight matrices only"
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_plain_or_nesterov_momentum_and_the_groups_step_count(nesterov):
+    torch.manual_seed(5)
+    w = torch.nn.Parameter(torch.randn(6, 4))
+    grads = [torch.randn(6, 4), torch.randn(6, 4)]
+    opt = Muon([{"params": [w], "muon": True, "lr": 0.1, "momentum": 0.9, "nesterov": nesterov, "ns_steps": 2}])
+    want, buf = w.detach().clone(), torch.zeros(6, 4)
+    for g in grads:
+        w.grad = g.clone()
+        opt.step()
+        buf = 0.9 * buf + g
+        m = g + 0.9 * buf if nesterov else buf
+        want -= 0.1 * 1.5 ** 0.5 * newton_schulz(m, 2)             # a tall 6x4: sqrt(rows/cols)
+    assert torch.allclose(w.detach(), want, atol=1e-6)
+
+
+def test_a_parameter_without_a_gradient_does_not_stop_the_rest_of_its_group():
+    frozen_w, w = torch.nn.Parameter(torch.randn(4, 4)), torch.nn.Parameter(torch.randn(4, 4))
+    frozen_b, b = torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(4))
+    opt = Muon([{"params": [frozen_w, w], "muon": True}, {"params": [frozen_b, b], "lr": 0.1}])
+    before = [p.detach().clone() for p in (frozen_w, w, frozen_b, b)]
+    w.grad, b.grad = torch.randn(4, 4), torch.randn(4)
+    opt.step()
+    moved = [not torch.equal(p, q) for p, q in zip((frozen_w, w, frozen_b, b), before)]
+    assert moved == [False, True, False, True]
