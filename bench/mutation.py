@@ -64,7 +64,7 @@ TESTS = {
     "train/checkpoint.py": ["tests/train/test_train_checkpoint.py"],
     "tokenizer/": ["tests/tokenizer"],
     "tokenizer/bpe.py": ["tests/tokenizer/test_parity.py", "tests/tokenizer/test_train.py",
-                         "tests/tokenizer/test_special_cli.py"],
+                         "tests/tokenizer/test_special_cli.py", "tests/tokenizer/test_formats.py"],
     "inference/": ["tests/inference"],
     "eval/metrics.py": ["tests/eval/test_metrics_scoring.py"],
     "eval/scoring.py": ["tests/eval/test_metrics_scoring.py"],
