@@ -74,6 +74,7 @@ def test_the_python_backend_never_needs_tiktoken(monkeypatch):
 
     monkeypatch.setattr(tok, "to_tiktoken", missing)
     assert tok.encode_ordinary(f"hello{SPECIAL}") == tok._encode_chunk(f"hello{SPECIAL}")
+    assert tok.encode(f"hello{SPECIAL}", allowed_special="all") == [259, 260]
     assert tok.encode_batch(["hello", "hell"]) == [[259], [258]]
 
 
@@ -82,6 +83,10 @@ class _Spy:
 
     def __init__(self, real):
         self.real, self.asked = real, []
+
+    def encode(self, text, **kw):
+        self.asked.append(("encode", text, kw))
+        return self.real.encode(text, **kw)
 
     def encode_ordinary(self, text):
         self.asked.append(("encode_ordinary", text))
@@ -100,6 +105,8 @@ def test_the_tiktoken_backend_hands_the_work_to_tiktoken(monkeypatch):
     spy = _Spy(tok.to_tiktoken())
     monkeypatch.setattr(tok, "to_tiktoken", lambda: spy)
     assert tok.encode_ordinary("hello") == [259]
+    assert tok.encode(f"hello{SPECIAL}", allowed_special="all") == [259, 260]
+    assert spy.asked.pop() == ("encode", f"hello{SPECIAL}", {"allowed_special": {SPECIAL}, "disallowed_special": ()})
     # the specials to honour are checked here (for our message), then tiktoken encodes on its threads
     assert tok.encode_batch(texts, allowed_special="all", num_workers=3) == [[259, 260], [258]]
     assert tok.encode_batch(texts, disallowed_special=()) == as_text
@@ -159,10 +166,15 @@ def test_running_out_of_pairs_warns_the_caller_once_and_a_full_vocabulary_does_n
     n = tok.vocab_size
     assert [str(w.message) for w in record] == [
         f"the text ran out of pairs to merge: vocabulary has {n} ids, not 400; train on more text for a larger vocabulary"]
-    assert record[0].filename == __file__                       # stacklevel: the caller's line, not ours
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Tokenizer.train(["abab"], n, special_tokens=[SPECIAL], progress=False).vocab_size == n
+
+
+def test_the_running_out_warning_points_at_the_callers_line():
+    with pytest.warns(UserWarning) as record:
+        Tokenizer.train(["abab"], 400, special_tokens=[], progress=False)
+    assert record[0].filename == __file__                       # stacklevel=2: the caller's line, not bpe.py's
 
 
 def test_files_keep_the_name_and_loading_checks_what_it_reads(tmp_path):
@@ -243,3 +255,49 @@ def _rescan(ranks: dict[bytes, int], piece: bytes) -> list[int]:
             return [ranks[p] for p in parts]
         _, i = min(pairs)
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
+
+
+def test_a_piece_that_is_a_token_is_that_token_even_when_no_merges_reach_it():
+    tiktoken = pytest.importorskip("tiktoken")
+    # b"abc" is in the vocabulary, but neither b"ab" nor b"bc" is: only tiktoken's whole-piece rule finds it
+    ranks = {bytes([i]): i for i in range(256)} | {b"abc": 256, b"xy": 257}
+    tok = Tokenizer(ranks, "gpt2")
+    oracle = tiktoken.Encoding(name="t", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens={})
+    for text in ["abc", "abcabc", "abc xy", "xyz abc"]:
+        assert tok.encode(text) == oracle.encode(text), text
+    assert tok.encode("abc") == [256]
+
+
+def test_a_tokenizer_keeps_its_name():
+    assert _bytes_tok().name == "" and _bytes_tok(name="mine").name == "mine"
+
+
+@pytest.mark.parametrize("ranks, specials, message", [
+    ({bytes([i]): i for i in range(256)} | {b"ab": 5}, {},
+     "the vocabulary maps two byte strings to one id; the tokenizer file is corrupt, re-create it"),
+    ({bytes([i]): i for i in range(256)}, {"<a>": 200, "<b>": 7},
+     "special token id 7 is also a regular token id; give special tokens unused ids"),
+    ({bytes([i]): i for i in range(2, 256)}, {},
+     "the vocabulary lacks the single byte 0x00; a byte-level BPE needs all 256 bytes as tokens"),
+])
+def test_a_broken_vocabulary_is_refused_with_its_exact_message(ranks, specials, message):
+    with pytest.raises(UserError) as err:
+        Tokenizer(ranks, "gpt2", specials)
+    assert str(err.value) == message
+
+
+def test_the_longest_special_token_wins_where_one_is_a_prefix_of_another():
+    tok = Tokenizer({bytes([i]): i for i in range(256)}, "gpt2", {"<|s|>": 300, "<|s|>x": 301, "<|t|>": 302})
+    assert tok.encode("a<|s|>xb<|s|><|t|>", allowed_special="all") == [97, 301, 98, 300, 302]
+    with pytest.raises(UserError) as err:
+        tok.encode("a<|s|>x")
+    assert str(err.value) == ("text contains the special token '<|s|>x'; pass allowed_special={'<|s|>x'} (or 'all') "
+                              "to encode it as a special token, or disallowed_special=() to encode it as text")
+
+
+def test_the_default_split_is_gpt4s_the_one_tiktoken_ships_for_cl100k(monkeypatch):
+    pytest.importorskip("tiktoken")
+    import tiktoken_ext.openai_public as pub
+
+    monkeypatch.setattr(pub, "load_tiktoken_bpe", lambda *args, **kwargs: {})   # its constructor would download
+    assert Tokenizer({bytes([i]): i for i in range(256)}).pattern == pub.cl100k_base()["pat_str"]
