@@ -56,7 +56,7 @@ TESTS = {
     "model/position.py": ["tests/model/test_position.py"],
     "train/loop.py": ["tests/train/test_train_loop.py", "tests/train/test_train_optim.py", "tests/train/test_loop_seams.py",
                       "tests/train/test_train_resume.py", "tests/runs/test_health.py",
-                      "tests/runs/test_loop_bookkeeping.py"],
+                      "tests/runs/test_loop_bookkeeping.py", "tests/runs/test_loop_run_ends.py"],
     "train/step.py": ["tests/train/test_step.py", "tests/train/test_loop_seams.py"],
     "train/optim.py": ["tests/train/test_train_optim.py", "tests/train/test_muon.py", "tests/train/test_adamw8bit.py"],
     "train/muon.py": ["tests/train/test_muon.py"],
