@@ -158,3 +158,44 @@ def test_interval_sums_are_averaged_over_ranks_and_tokens_over_replicas(monkeypa
 def test_the_token_count_is_summed_over_data_ranks(monkeypatch, size, replicas, total):
     trainer = SimpleNamespace(world=_ranks(monkeypatch, size, replicas), unsynced_tokens=64, tokens=1000)
     assert loop._Trainer.sync_tokens(trainer) == total and trainer.unsynced_tokens == 0
+
+
+def test_an_interval_sums_its_steps_and_averages_them():
+    interval = loop._Interval()
+    assert (interval.mean_loss(), interval.tokens, interval.mean_metrics()) == (0.0, 0, {})
+    interval.add(torch.tensor(3.0), 64, {"acc": torch.tensor(0.25)})
+    assert (interval.mean_loss(), interval.tokens, interval.mean_metrics()) == (3.0, 64, {"acc": 0.25})
+    interval.add(torch.tensor(5.0), 32, {"acc": torch.tensor(0.75)})
+    assert (interval.mean_loss(), interval.tokens, interval.mean_metrics()) == (4.0, 96, {"acc": 0.5})
+
+
+def test_records_reach_the_trackers_and_throughput_is_per_interval(token_dir, tmp_path, monkeypatch):
+    recorder = _Recorder()
+    recorder.records = []
+    recorder.log = recorder.records.append
+    monkeypatch.setattr(loop, "open_trackers", lambda *args: [recorder])
+    result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=3")
+    assert recorder.records == read_metrics(tmp_path / "run" / "metrics.jsonl")
+    # each interval is part of the run, so its rate is at least the run's average
+    assert all(r["tokens_per_s"] >= 64 / result.wall_s for r in recorder.records)
+
+
+def test_selective_checkpointing_reaches_the_model(token_dir, tmp_path):
+    cfg = tiny_config("train.gradient_checkpointing=true", "train.checkpoint_blocks_every=2")
+    model = Transformer(cfg.model)
+    loop._Trainer(model, cfg, iter([]), tmp_path, next_token_loss, None, None)
+    assert model.gradient_checkpointing == 2
+
+
+def test_a_spike_is_said_with_what_spiked(token_dir, tmp_path, capsys):
+    def spiky(model, batch):
+        loss = next_token_loss(model, batch)
+        spiky.n += model.training
+        return loss * 50 if model.training and spiky.n == 9 else loss
+
+    spiky.n = 0
+    run_tiny(token_dir, tmp_path / "run", "train.max_steps=9", "train.grad_clip=0", loss_fn=spiky)
+    said = [line for line in capsys.readouterr().out.splitlines() if "spike" in line]
+    record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert record["spike"] == ["loss", "grad_norm"]
+    assert said == [f"step 9: spike in loss and grad_norm (loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})"]

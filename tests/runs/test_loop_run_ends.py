@@ -96,3 +96,6 @@ def test_the_progress_bar_counts_steps_from_where_a_run_resumes(token_dir, tmp_p
     shown = [line for line in bar if "/6" in line]
     assert shown[0].lstrip().startswith("33%") and " 2/6 " in shown[0]      # starts at the resumed step
     assert " 6/6 " in shown[-1] and "step" in shown[-1] and "it/s" not in shown[-1]
+    record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert f"loss={record['loss']:.3f}" in shown[-1] and f"val={record['val_loss']:.3f}" in shown[-1]
+    assert f"tok_s={record['tokens_per_s']:,.0f}" in shown[-1]

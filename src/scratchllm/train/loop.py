@@ -98,7 +98,7 @@ class _Trainer:
             # after the (identical) init: dropout differs per data rank (a tp replica shares its masks)
             ckpt.seed_everything(self.tc.seed + self.world.data_rank)
         if self.tc.gradient_checkpointing:
-            self.raw.gradient_checkpointing = getattr(self.tc, "checkpoint_blocks_every", 1)
+            self.raw.gradient_checkpointing = self.tc.checkpoint_blocks_every
         self.optimizer = optimizer or make_optimizer(self.pipeline.module if self.pipeline else self.raw, self.tc,
                                                      self.device.type)
         self.saver = RunSaver(out_dir, self.tc, getattr(cfg, "parallel", None), self.world, self.pipeline)
