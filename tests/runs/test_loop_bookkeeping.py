@@ -199,3 +199,64 @@ def test_a_spike_is_said_with_what_spiked(token_dir, tmp_path, capsys):
     record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     assert record["spike"] == ["loss", "grad_norm"]
     assert said == [f"step 9: spike in loss and grad_norm (loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})"]
+
+
+def test_train_opens_the_configured_trackers_with_the_run_info(token_dir, tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(loop, "open_trackers", lambda *args: opened.append(args) or [])
+    run_tiny(token_dir, tmp_path / "run", "train.max_steps=1", "track.backends=tensorboard,mlflow", "train.seed=11")
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    # the trackers get what run_info.json held at the start (the end adds the status and the step)
+    assert opened == [("tensorboard,mlflow", tmp_path / "run",
+                       {**{k: v for k, v in info.items() if k != "step"}, "status": "running"})]
+    assert (info["seed"], info["device"], info["data_manifest"]) == (11, "cpu", str(token_dir / "meta.json"))
+    assert info["data_manifest_sha256"]
+
+
+def test_a_config_without_a_track_table_logs_to_jsonl(token_dir, tmp_path, monkeypatch):
+    from dataclasses import dataclass
+
+    from scratchllm.data.loader import TokenLoader
+    from scratchllm.model.config import ModelConfig
+    from scratchllm.train.config import TrainConfig
+
+    @dataclass
+    class Untracked:            # as finetune's and DPO's configs: no [track] (nor [parallel]) table
+        model: ModelConfig
+        train: TrainConfig
+
+    opened = []
+    monkeypatch.setattr(loop, "open_trackers", lambda *args: opened.append(args[0]) or [])
+    cfg = tiny_config("train.max_steps=1")
+    run = Untracked(cfg.model, cfg.train)
+    loop.train(Transformer(cfg.model), run, TokenLoader(token_dir, "train", 16, 4, seed=1), tmp_path / "run", quiet=True)
+    assert opened == ["jsonl"]
+
+
+def test_train_says_its_config_unless_quiet_and_makes_nested_directories(token_dir, tmp_path, capsys):
+    from scratchllm.data.loader import TokenLoader
+
+    cfg = tiny_config("train.max_steps=1")
+    out = tmp_path / "a" / "b" / "run"
+    loop.train(Transformer(cfg.model), cfg, TokenLoader(token_dir, "train", 16, 4, seed=1), out)
+    text = (out / "config.toml").read_text()
+    assert capsys.readouterr().out.startswith(f"# resolved config (saved to {out / 'config.toml'})\n{text}")
+    loop.train(Transformer(cfg.model), cfg, TokenLoader(token_dir, "train", 16, 4, seed=1), tmp_path / "quiet",
+               quiet=True)
+    assert "resolved config" not in capsys.readouterr().out
+
+
+def test_a_new_run_drops_the_metrics_of_an_attempt_that_never_saved(token_dir, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 99, "loss": 1.0}\n')
+    run_tiny(token_dir, tmp_path / "run", "train.max_steps=2")
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def test_compile_wraps_the_loss_with_the_model_and_a_new_run_starts_its_clock_at_zero(tmp_path):
+    cfg = tiny_config("train.compile=true", "train.max_minutes=1")
+    trainer = loop._Trainer(Transformer(cfg.model), cfg, iter([]), tmp_path, next_token_loss, None, None)
+    assert trainer.loss is not next_token_loss and trainer.loss._torchdynamo_orig_callable is next_token_loss
+    assert trainer.time_frac() < 0.01                  # no earlier segment: 0 s before, not 1
+    plain = loop._Trainer(Transformer(cfg.model), tiny_config(), iter([]), tmp_path / "b", next_token_loss, None, None)
+    assert plain.loss is next_token_loss

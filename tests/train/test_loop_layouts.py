@@ -73,5 +73,11 @@ def test_the_pipeline_trains_the_next_token_loss_only_and_steps_its_stage(wiring
     trainer, model, cfg = _trainer(tmp_path, "parallel.pp=2", "train.grad_accum=4")
     assert trainer.pipeline.args == (model, cfg.parallel, 4, torch.device("cpu"))
     assert trainer.model is trainer.pipeline.module and "wrap" not in wiring
+    assert trainer.saver.pipeline is trainer.pipeline            # checkpoints gather the stages
     held = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert held == {id(p) for p in trainer.pipeline.module.parameters()}      # this stage's parameters only
+
+
+def test_the_parallel_table_reaches_the_checkpoint_writer(wiring, tmp_path):
+    trainer = _trainer(tmp_path, "parallel.dp=fsdp", "parallel.checkpoint=sharded", "parallel.async_checkpoint=true")[0]
+    assert (trainer.saver.sharded, trainer.saver.async_save) == (True, True)
