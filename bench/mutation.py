@@ -86,7 +86,9 @@ TESTS = {
 # Tests that cannot run under mutmut's trampolines (torch.compile(fullgraph=True) refuses to trace
 # the environment lookup each mutated function does first); they are checked by the normal suite.
 # Nor tests of a warning's stacklevel: the trampoline is one more frame between caller and callee.
-DESELECT = ["not compiles_without_graph_breaks", "not warning_points_at_the_callers_line"]
+# Nor the progress-bar test: with tqdm's bar mutated, its forked pytest hangs until mutmut's timeout.
+DESELECT = ["not compiles_without_graph_breaks", "not warning_points_at_the_callers_line",
+            "not progress_bar_counts_steps"]
 
 KILLED = {1, 3, 24, -24, 152, 255, 36}   # test failure, pytest internal error, timeouts (mutmut's codes)
 SURVIVED = {0}

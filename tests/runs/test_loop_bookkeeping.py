@@ -33,6 +33,15 @@ def test_a_resumed_run_keeps_counting_tokens_and_training_time(token_dir, tmp_pa
     assert ckpt.find_checkpoint(tmp_path / "b").state["train_seconds"] > first["train_seconds"]
 
 
+def test_restore_takes_the_saved_step_tokens_and_training_time(token_dir, tmp_path):
+    run_tiny(token_dir, tmp_path / "run", "train.max_steps=6", "train.stop_after=2")
+    saved = ckpt.find_checkpoint(tmp_path / "run").state
+    cfg = tiny_config("train.max_steps=6")
+    trainer = loop._Trainer(Transformer(cfg.model), cfg, iter([]), tmp_path / "run", next_token_loss, None, None)
+    trainer.restore()
+    assert (trainer.step, trainer.tokens, trainer.seconds_before) == (2, saved["tokens"], saved["train_seconds"])
+
+
 def test_only_checkpoints_of_evaluation_steps_carry_their_val_loss(token_dir, tmp_path):
     run_tiny(token_dir, tmp_path / "run", "train.max_steps=7", "train.checkpoint_every=1", "train.eval_every=3",
              "train.keep_checkpoints=10")
@@ -85,7 +94,9 @@ def test_the_time_budget_fraction_counts_earlier_segments(token_dir, tmp_path):
 def test_the_asked_dtype_reaches_the_forward(token_dir, tmp_path):
     first = {}
     for dtype in ("float32", "bfloat16"):
-        run_tiny(token_dir, tmp_path / dtype, "train.max_steps=2", "train.eval_every=1", f"train.dtype={dtype}")
+        # lr 0: the step leaves the weights as they were, so validation sees the same model in both runs
+        run_tiny(token_dir, tmp_path / dtype, "train.max_steps=2", "train.eval_every=1", "train.max_lr=0",
+                 "train.min_lr=0", f"train.dtype={dtype}")
         first[dtype] = read_metrics(tmp_path / dtype / "metrics.jsonl")[0]
     for key in ("loss", "val_loss"):                       # the step's forward and validation's
         assert first["float32"][key] != first["bfloat16"][key]
