@@ -71,7 +71,7 @@ def test_nonfinite_stop_saves_the_run_before_it(token_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "run_info.json").read_text())["status"] == "stopped"
 
 
-def test_loss_spike_is_logged(token_dir, tmp_path):
+def test_loss_spike_is_logged_and_said(token_dir, tmp_path, capsys):
     def spiky(model, batch):
         loss = next_token_loss(model, batch)
         spiky.n += model.training
@@ -79,8 +79,12 @@ def test_loss_spike_is_logged(token_dir, tmp_path):
 
     spiky.n = 0
     run_tiny(token_dir, tmp_path / "run", "train.max_steps=10", "train.grad_clip=0", loss_fn=spiky)
-    flagged = {r["step"]: r["spike"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "spike" in r}
-    assert list(flagged) == [9] and "loss" in flagged[9]
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    flagged = {r["step"]: r["spike"] for r in records if "spike" in r}
+    assert flagged == {9: ["loss", "grad_norm"]}
+    said = [line for line in capsys.readouterr().out.splitlines() if "spike" in line]
+    assert said == [f"step 9: spike in loss and grad_norm (loss {records[8]['loss']:.3f}, "
+                    f"grad norm {records[8]['grad_norm']:.3f})"]
 
 
 def test_retention_keeps_last_every_and_best(token_dir, tmp_path):

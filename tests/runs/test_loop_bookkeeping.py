@@ -198,20 +198,6 @@ def test_selective_checkpointing_reaches_the_model(token_dir, tmp_path):
     assert model.gradient_checkpointing == 2
 
 
-def test_a_spike_is_said_with_what_spiked(token_dir, tmp_path, capsys):
-    def spiky(model, batch):
-        loss = next_token_loss(model, batch)
-        spiky.n += model.training
-        return loss * 50 if model.training and spiky.n == 9 else loss
-
-    spiky.n = 0
-    run_tiny(token_dir, tmp_path / "run", "train.max_steps=9", "train.grad_clip=0", loss_fn=spiky)
-    said = [line for line in capsys.readouterr().out.splitlines() if "spike" in line]
-    record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
-    assert record["spike"] == ["loss", "grad_norm"]
-    assert said == [f"step 9: spike in loss and grad_norm (loss {record['loss']:.3f}, grad norm {record['grad_norm']:.3f})"]
-
-
 def test_train_opens_the_configured_trackers_with_the_run_info(token_dir, tmp_path, monkeypatch):
     opened = []
     monkeypatch.setattr(loop, "open_trackers", lambda *args: opened.append(args) or [])
