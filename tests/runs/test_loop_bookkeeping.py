@@ -82,11 +82,12 @@ def test_samples_come_from_the_model_and_reach_the_trackers(token_dir, tmp_path,
     assert seen == [(False, "Transformer")] * 2           # the model itself, in eval mode
 
 
-def test_the_time_budget_fraction_counts_earlier_segments(token_dir, tmp_path):
+def test_the_time_budget_fraction_counts_earlier_segments(token_dir, tmp_path, monkeypatch):
     cfg = tiny_config("train.max_minutes=2")
     trainer = loop._Trainer(Transformer(cfg.model), cfg, iter([]), tmp_path, next_token_loss, None, None)
-    trainer.seconds_before, trainer.started = 30.0, time.perf_counter()
-    assert trainer.time_frac() == pytest.approx(30 / 120, abs=1e-3)
+    monkeypatch.setattr(time, "perf_counter", lambda: 1000.0)         # a stopped clock: no time passes
+    trainer.seconds_before, trainer.started = 30.0, 1000.0 - 15.0
+    assert trainer.time_frac() == pytest.approx(45 / 120)
     trainer.tc.max_minutes = 0
     assert trainer.time_frac() == 0.0
 
@@ -250,10 +251,11 @@ def test_a_new_run_drops_the_metrics_of_an_attempt_that_never_saved(token_dir, t
     assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
 
 
-def test_compile_wraps_the_loss_with_the_model_and_a_new_run_starts_its_clock_at_zero(tmp_path):
+def test_compile_wraps_the_loss_with_the_model_and_a_new_run_starts_its_clock_at_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "perf_counter", lambda: 1000.0)         # a stopped clock: no time passes
     cfg = tiny_config("train.compile=true", "train.max_minutes=1")
     trainer = loop._Trainer(Transformer(cfg.model), cfg, iter([]), tmp_path, next_token_loss, None, None)
     assert trainer.loss is not next_token_loss and trainer.loss._torchdynamo_orig_callable is next_token_loss
-    assert trainer.time_frac() < 0.01                  # no earlier segment: 0 s before, not 1
+    assert trainer.time_frac() == 0.0                  # no earlier segment: 0 s before, not 1
     plain = loop._Trainer(Transformer(cfg.model), tiny_config(), iter([]), tmp_path / "b", next_token_loss, None, None)
     assert plain.loss is next_token_loss
