@@ -31,6 +31,16 @@ def nan_at(bad_steps: set[int]):
     return loss_fn
 
 
+def fused_adamw(model, tc, fused=True):
+    """The loop's AdamW groups in torch's fused kernel (CUDA's default; it runs on the CPU too)."""
+    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in make_optimizer(model, tc).param_groups]
+    return torch.optim.AdamW(groups, lr=tc.max_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, fused=fused)
+
+
+def checked_adamw(model, tc):
+    return fused_adamw(model, tc, fused=False)
+
+
 def test_nonfinite_step_is_skipped_and_the_weights_stay_finite(token_dir, tmp_path):
     result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=8", loss_fn=nan_at({3, 5}))
     assert result.skipped_steps == 2 and result.step == 8
@@ -44,11 +54,8 @@ def test_the_fused_optimizer_skips_on_the_device_as_the_checked_path_does(token_
     # loss back each step: the same steps must be dropped, step counters included, as the checked path.
     results = {}
     for fused in (False, True):
-        def opt(model, tc, fused=fused):
-            groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in make_optimizer(model, tc).param_groups]
-            return torch.optim.AdamW(groups, lr=tc.max_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, fused=fused)
         result = run_tiny(token_dir, tmp_path / f"fused{fused}", "train.max_steps=8", loss_fn=nan_at({3, 5}),
-                          make_optimizer=opt)
+                          make_optimizer=fused_adamw if fused else checked_adamw)
         results[fused] = result, ckpt.load_run(tmp_path / f"fused{fused}").model.state_dict()
         assert result.skipped_steps == 2
         assert read_metrics(tmp_path / f"fused{fused}" / "metrics.jsonl")[-1]["skipped_steps"] == 2

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 import torch
 from runs_helpers import run_tiny, tiny_config
-from test_health import nan_at
+from test_health import fused_adamw, nan_at
 
+from scratchllm.data.loader import TokenLoader
 from scratchllm.errors import UserError
+from scratchllm.model.config import ModelConfig
 from scratchllm.model.transformer import Transformer
 from scratchllm.train import checkpoint as ckpt
 from scratchllm.train import distributed, loop
-from scratchllm.train.optim import make_optimizer
+from scratchllm.train.config import TrainConfig
 from scratchllm.train.step import next_token_loss
 from scratchllm.train.tracking import read_metrics
 
@@ -53,14 +56,16 @@ def test_only_checkpoints_of_evaluation_steps_carry_their_val_loss(token_dir, tm
 
 
 class _Recorder:
+    """A tracker that keeps what it is given."""
+
     def __init__(self):
-        self.texts = []
+        self.texts, self.records = [], []
 
     def text(self, name, step, text):
         self.texts.append((name, step, text))
 
     def log(self, record):
-        pass
+        self.records.append(record)
 
     def close(self):
         pass
@@ -104,15 +109,10 @@ def test_the_asked_dtype_reaches_the_forward(token_dir, tmp_path):
         assert abs(first["float32"][key] - first["bfloat16"][key]) < 0.05       # the same model, rounded
 
 
-def _fused(model, tc):
-    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in make_optimizer(model, tc).param_groups]
-    return torch.optim.AdamW(groups, lr=tc.max_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, fused=True)
-
-
 def test_a_fused_optimizer_still_stops_on_a_nonfinite_step(token_dir, tmp_path):
     with pytest.raises(UserError) as err:
         run_tiny(token_dir, tmp_path / "run", "train.max_steps=6", "train.nonfinite=stop", loss_fn=nan_at({3}),
-                 make_optimizer=_fused)
+                 make_optimizer=fused_adamw)
     path = ckpt.find_checkpoint(tmp_path / "run").path
     assert str(err.value) == (f"the loss or gradient became non-finite at step 3; the run before it is saved in {path}: "
                               "lower train.max_lr or raise train.warmup_steps, then --resume (or set "
@@ -134,7 +134,7 @@ def test_a_nonfinite_gradient_under_a_finite_loss_is_skipped(token_dir, tmp_path
 
     nan_grad.calls = 0
     result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=3", loss_fn=nan_grad,
-                      make_optimizer=_fused if fused else None)
+                      make_optimizer=fused_adamw if fused else None)
     assert result.skipped_steps == 1
     assert all(torch.isfinite(p).all() for p in ckpt.load_run(tmp_path / "run").model.parameters())
     said = "step 2: non-finite loss or gradient, update skipped (1 so far)" if not fused else \
@@ -183,8 +183,6 @@ def test_an_interval_sums_its_steps_and_averages_them():
 
 def test_records_reach_the_trackers_and_throughput_is_per_interval(token_dir, tmp_path, monkeypatch):
     recorder = _Recorder()
-    recorder.records = []
-    recorder.log = recorder.records.append
     monkeypatch.setattr(loop, "open_trackers", lambda *args: [recorder])
     result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=3")
     assert recorder.records == read_metrics(tmp_path / "run" / "metrics.jsonl")
@@ -212,12 +210,6 @@ def test_train_opens_the_configured_trackers_with_the_run_info(token_dir, tmp_pa
 
 
 def test_a_config_without_a_track_table_logs_to_jsonl(token_dir, tmp_path, monkeypatch):
-    from dataclasses import dataclass
-
-    from scratchllm.data.loader import TokenLoader
-    from scratchllm.model.config import ModelConfig
-    from scratchllm.train.config import TrainConfig
-
     @dataclass
     class Untracked:            # as finetune's and DPO's configs: no [track] (nor [parallel]) table
         model: ModelConfig
@@ -232,8 +224,6 @@ def test_a_config_without_a_track_table_logs_to_jsonl(token_dir, tmp_path, monke
 
 
 def test_train_says_its_config_unless_quiet_and_makes_nested_directories(token_dir, tmp_path, capsys):
-    from scratchllm.data.loader import TokenLoader
-
     cfg = tiny_config("train.max_steps=1")
     out = tmp_path / "a" / "b" / "run"
     loop.train(Transformer(cfg.model), cfg, TokenLoader(token_dir, "train", 16, 4, seed=1), out)

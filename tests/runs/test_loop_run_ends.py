@@ -63,27 +63,26 @@ def test_logging_happens_every_log_every_steps_at_evaluations_and_at_the_end(tok
     assert [r["step"] for r in records if "val_loss" in r] == [3, 6, 7]
 
 
-def test_a_signal_during_the_last_step_still_ends_the_run_as_done(token_dir, tmp_path):
+def ctrl_c_at(step: int):
+    """next_token_loss, sending this process SIGINT during optimizer step `step` (the loop stops after it)."""
+    calls = {"n": 0}
+
     def loss_fn(model, batch):
-        loss_fn.calls += model.training
-        if model.training and loss_fn.calls == 3:
-            signal.raise_signal(signal.SIGINT)      # the handler asks for a stop after this step: the last one
+        calls["n"] += model.training
+        if model.training and calls["n"] == step:
+            signal.raise_signal(signal.SIGINT)
         return next_token_loss(model, batch)
 
-    loss_fn.calls = 0
-    result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=3", loss_fn=loss_fn)
+    return loss_fn
+
+
+def test_a_signal_during_the_last_step_still_ends_the_run_as_done(token_dir, tmp_path):
+    result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=3", loss_fn=ctrl_c_at(3))
     assert result.step == 3 and not result.interrupted and _info(tmp_path / "run")["status"] == "done"
 
 
 def test_a_signal_before_the_end_interrupts(token_dir, tmp_path, capsys):
-    def loss_fn(model, batch):
-        loss_fn.calls += model.training
-        if model.training and loss_fn.calls == 2:
-            signal.raise_signal(signal.SIGINT)
-        return next_token_loss(model, batch)
-
-    loss_fn.calls = 0
-    result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=5", loss_fn=loss_fn)
+    result = run_tiny(token_dir, tmp_path / "run", "train.max_steps=5", loss_fn=ctrl_c_at(2))
     assert result.step == 2 and result.interrupted
     assert (_info(tmp_path / "run")["status"], _info(tmp_path / "run")["step"]) == ("interrupted", 2)
     assert "stopped at step 2; continue with --resume" in capsys.readouterr().out.splitlines()
